@@ -1,0 +1,44 @@
+"""``napari-segany`` command line (on the engine; no Qt).
+
+Subcommands register themselves in :data:`COMMANDS` (one module each).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ..engine.errors import SegAnyError
+from . import models_cmd
+
+COMMANDS = [models_cmd]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="napari-segany",
+        description="Segment Anything family for microscopy: models, everything mode, embeddings.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s: %(message)s")
+    try:
+        return int(args.run(args) or 0)
+    except (SegAnyError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished work was kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # python -m napari_segany.cli
+    sys.exit(main())

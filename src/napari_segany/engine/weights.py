@@ -1,0 +1,176 @@
+"""Where weights live, how they are fetched, and ``load_model``.
+
+Resolution order for ``load_model(name, checkpoint=None)``:
+
+1. ``checkpoint`` given: a path to the official file, or a state dict in the official key layout;
+2. the cache folder (``$NAPARI_SEGANY_CACHE`` or the platform cache dir, e.g.
+   ``~/.cache/napari-segany/weights`` on Linux) holding the official file name;
+3. a download of the official URL with pooch (sha256-verified where a digest is published,
+   with a progress bar).  Offline, an error names the URL, the file and the folder to put it in.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from ..models.registry import ModelSpec, get_spec
+from .checkpoints import load_weights, read_checkpoint
+from .errors import CheckpointError, WeightsNotFoundError
+
+CACHE_ENV = "NAPARI_SEGANY_CACHE"
+logger = logging.getLogger("napari_segany")
+
+
+def cache_dir() -> Path:
+    """The folder holding downloaded weights (created on demand)."""
+    override = os.environ.get(CACHE_ENV)
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("napari-segany")) / "weights"
+
+
+def cached_path(name: str | ModelSpec) -> Path:
+    """Where the official file of a model is (or would be) in the cache folder."""
+    return cache_dir() / get_spec(name).file_name
+
+
+def weights_present(name: str | ModelSpec) -> bool:
+    """True when the official file is already in the cache folder."""
+    return cached_path(name).is_file()
+
+
+def fetch_checkpoint(name: str | ModelSpec, progress: bool = True) -> Path:
+    """Path of the official file in the cache, downloading it if needed."""
+    spec = get_spec(name)
+    target = cached_path(spec)
+    if target.is_file():
+        _verify_cached(spec, target)
+        return target
+    if not spec.urls:
+        raise WeightsNotFoundError(_missing_message(spec, target, reason="it has no public download URL"))
+    return _download(spec, target, progress)
+
+
+def _download(spec: ModelSpec, target: Path, progress: bool) -> Path:
+    import pooch
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    known_hash = f"sha256:{spec.sha256}" if spec.sha256 else None
+    errors = []
+    for url in spec.urls:
+        try:
+            fetched = pooch.retrieve(
+                url, known_hash=known_hash, fname=spec.file_name, path=target.parent,
+                progressbar=progress,
+            )
+        except ValueError as exc:  # pooch: hash mismatch
+            raise CheckpointError(
+                f"The download of {spec.file_name} from {url} does not match the published "
+                f"sha256 {spec.sha256}; it was deleted. Try again later. ({exc})"
+            ) from None
+        except Exception as exc:  # network errors come in many types (requests, OSError...)
+            errors.append(f"{url}: {type(exc).__name__}")
+            continue
+        return Path(fetched)  # a .zip release (EfficientSAM ViT-S) is read in place by its reader
+    raise WeightsNotFoundError(_missing_message(spec, target, reason="; ".join(errors)))
+
+
+def _missing_message(spec: ModelSpec, target: Path, reason: str) -> str:
+    source = f"Download {spec.urls[0]}" if spec.urls else (spec.download_hint or "Get the official file")
+    return (
+        f"The weights of {spec.name} are not available ({reason}). {source} and save it as "
+        f"{target} (folder {target.parent}; set ${CACHE_ENV} to use another folder), or pass "
+        f"checkpoint='/path/to/{spec.file_name}'."
+    )
+
+
+def _verify_cached(spec: ModelSpec, path: Path) -> None:
+    """Check a cached file's sha256 once; remember the result beside it (keyed on size+mtime)."""
+    if not spec.sha256:
+        return
+    stat = path.stat()
+    stamp = path.with_name(path.name + ".sha256-ok")
+    key = f"{spec.sha256} {stat.st_size} {stat.st_mtime_ns}"
+    if stamp.is_file() and stamp.read_text() == key:
+        return
+    if sha256_of(path) != spec.sha256:
+        raise CheckpointError(
+            f"{path} does not match the published sha256 of {spec.file_name}: it is corrupt or "
+            "another file. Delete it; it will be downloaded again."
+        )
+    try:
+        stamp.write_text(key)
+    except OSError:  # a read-only cache still works, it just re-hashes next time
+        pass
+
+
+def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_device() -> torch.device:
+    """cuda, then mps, then cpu."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def load_model(name: str | ModelSpec, checkpoint=None, device=None) -> torch.nn.Module:
+    """Build a registered model and load its official weights, strictly and safely.
+
+    Args:
+        name: a registry name (see ``napari_segany.list_models()``) or a ModelSpec.
+        checkpoint: None (cache folder, then download), a path to the official file, or a
+            state dict in the official key layout.
+        device: torch device or string; None picks cuda, then mps, then cpu.
+
+    Returns:
+        The network in eval mode, with ``.spec`` (its ModelSpec) and ``.checkpoint_path``.
+    """
+    spec = get_spec(name)
+    state_dict, config, source = _resolve_weights(spec, checkpoint)
+    try:
+        model = spec.build(**config)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{source} does not describe a {spec.name} network: {exc}") from None
+    load_weights(model, spec, state_dict, source)
+    model = model.float().eval()
+    prepare = getattr(model, "prepare_for_inference", None)
+    if callable(prepare):
+        prepare()  # e.g. Conv+BN fusion, attention-bias gathering
+    model.spec = spec
+    model.checkpoint_path = source
+    return model.to(torch.device(device) if device is not None else default_device())
+
+
+def _resolve_weights(spec: ModelSpec, checkpoint) -> tuple[dict, dict, str]:
+    if isinstance(checkpoint, Mapping):
+        return dict(checkpoint), {}, "the given state dict"
+    if checkpoint is None:
+        path = fetch_checkpoint(spec)
+    else:
+        path = Path(checkpoint).expanduser()
+        if not path.is_file():
+            raise WeightsNotFoundError(
+                f"Checkpoint file {path} not found. Give the path to {spec.file_name}, or "
+                f"leave checkpoint empty to use {cached_path(spec)}."
+            )
+    if not spec.sha256:
+        logger.info("%s: no published sha256, %s is unverified (keys and shapes are checked)",
+                    spec.name, path)
+    state_dict, config = read_checkpoint(spec, path)
+    return state_dict, config, str(path)

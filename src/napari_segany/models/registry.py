@@ -1,0 +1,181 @@
+"""Pretrained models declared as data.
+
+One :class:`ModelSpec` per checkpoint.  The loader (``engine.weights``), the
+GUI model picker and the tests all read this table; nothing else knows file
+names, URLs or normalisation constants.  Builders and key mappers are dotted
+paths so that reading the registry imports no network code.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+SAM_PIXEL_MEAN = (123.675, 116.28, 103.53)  # 0..255 scale, RGB
+SAM_PIXEL_STD = (58.395, 57.12, 57.375)
+IMAGENET_MEAN_01 = (0.485, 0.456, 0.406)  # 0..1 scale, RGB
+IMAGENET_STD_01 = (0.229, 0.224, 0.225)
+
+#: What a model does, which decides how the engine drives it.
+PROMPTABLE = "promptable"  # image encoder + prompt encoder + mask decoder (SamPredictor-like)
+INSTANCE = "instance"  # one pass -> boxes + instance masks (FastSAM)
+DETECTOR = "detector"  # one pass -> boxes (MobileSAMv2 object-aware model)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to fetch, read, build and feed one pretrained model.
+
+    ``preprocessing`` names the image transform of the engine:
+    ``"longest_side"`` (SAM: resize longest side, normalise, pad bottom/right),
+    ``"stretch"`` (EfficientSAM: resize to a square, no padding) or
+    ``"letterbox"`` (YOLOv8: keep aspect, pad to a stride multiple with 114).
+    """
+
+    name: str
+    family: str
+    task: str
+    builder: str  # "module:function"; called as builder(**builder_kwargs, **checkpoint_config)
+    file_name: str
+    license: str
+    checkpoint_format: str  # reader in engine.checkpoints: state_dict | efficient_sam | ultralytics
+    key_mapper: str | None = None  # "module:function": official state dict -> ours (pure)
+    urls: tuple[str, ...] = ()
+    sha256: str | None = None
+    builder_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    input_size: int = 1024
+    preprocessing: str = "longest_side"
+    pixel_mean: tuple[float, ...] = SAM_PIXEL_MEAN
+    pixel_std: tuple[float, ...] = SAM_PIXEL_STD
+    supports_mask_input: bool = True
+    description: str = ""
+    download_hint: str = ""  # where to get the file when there is no direct URL
+
+    def build(self, **checkpoint_config) -> Any:
+        """Instantiate the (randomly initialised) network."""
+        return resolve(self.builder)(**{**dict(self.builder_kwargs), **checkpoint_config})
+
+    def map_keys(self, state_dict: dict) -> dict:
+        """Official key layout -> our module's layout (identity when names agree)."""
+        return resolve(self.key_mapper)(state_dict) if self.key_mapper else state_dict
+
+
+def resolve(dotted: str) -> Callable:
+    """Import ``"package.module:attribute"`` lazily."""
+    module_name, _, attr = dotted.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+_SAM_MAPPER = "napari_segany.models.sam.keys:map_sam_keys"
+_SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+_ULTRA_URL = "https://github.com/ultralytics/assets/releases/download/v8.2.0/"
+
+_SPECS = (
+    ModelSpec(
+        name="sam_vit_b", family="sam", task=PROMPTABLE,
+        builder="napari_segany.models.sam.build:build_sam_vit_b",
+        file_name="sam_vit_b_01ec64.pth", urls=(_SAM_URL + "sam_vit_b_01ec64.pth",),
+        sha256="ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+        license="Apache-2.0", checkpoint_format="state_dict", key_mapper=_SAM_MAPPER,
+        description="Segment Anything ViT-B (91M encoder parameters, 375 MB)",
+    ),
+    ModelSpec(
+        name="sam_vit_l", family="sam", task=PROMPTABLE,
+        builder="napari_segany.models.sam.build:build_sam_vit_l",
+        file_name="sam_vit_l_0b3195.pth", urls=(_SAM_URL + "sam_vit_l_0b3195.pth",),
+        sha256="3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+        license="Apache-2.0", checkpoint_format="state_dict", key_mapper=_SAM_MAPPER,
+        description="Segment Anything ViT-L (308M encoder parameters, 1.25 GB)",
+    ),
+    ModelSpec(
+        name="sam_vit_h", family="sam", task=PROMPTABLE,
+        builder="napari_segany.models.sam.build:build_sam_vit_h",
+        file_name="sam_vit_h_4b8939.pth", urls=(_SAM_URL + "sam_vit_h_4b8939.pth",),
+        sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
+        license="Apache-2.0", checkpoint_format="state_dict", key_mapper=_SAM_MAPPER,
+        description="Segment Anything ViT-H (632M encoder parameters, 2.56 GB)",
+    ),
+    ModelSpec(
+        name="mobile_sam", family="mobile_sam", task=PROMPTABLE,
+        builder="napari_segany.models.mobile_sam:build_mobile_sam",
+        file_name="mobile_sam.pt",
+        urls=("https://github.com/ChaoningZhang/MobileSAM/raw/master/weights/mobile_sam.pt",),
+        sha256="6dbb90523a35330fedd7f1d3dfc66f995213d81b29a5ca8108dbcdd4e37d6c2f",
+        license="Apache-2.0", checkpoint_format="state_dict", key_mapper=_SAM_MAPPER,
+        description="MobileSAM: TinyViT-5M encoder with SAM's decoder (41 MB)",
+    ),
+    ModelSpec(
+        name="efficient_sam_vitt", family="efficient_sam", task=PROMPTABLE,
+        builder="napari_segany.models.efficient_sam.build:build_efficient_sam_vitt",
+        file_name="efficient_sam_vitt.pt",
+        urls=("https://github.com/yformer/EfficientSAM/raw/main/weights/efficient_sam_vitt.pt",),
+        license="Apache-2.0", checkpoint_format="efficient_sam",
+        preprocessing="stretch", pixel_mean=IMAGENET_MEAN_01, pixel_std=IMAGENET_STD_01,
+        supports_mask_input=False,
+        description="EfficientSAM ViT-Tiny (SAMI-pretrained, 10M parameters)",
+    ),
+    ModelSpec(
+        name="efficient_sam_vits", family="efficient_sam", task=PROMPTABLE,
+        builder="napari_segany.models.efficient_sam.build:build_efficient_sam_vits",
+        file_name="efficient_sam_vits.pt",
+        urls=("https://github.com/yformer/EfficientSAM/raw/main/weights/efficient_sam_vits.pt.zip",),
+        license="Apache-2.0", checkpoint_format="efficient_sam",
+        preprocessing="stretch", pixel_mean=IMAGENET_MEAN_01, pixel_std=IMAGENET_STD_01,
+        supports_mask_input=False,
+        description="EfficientSAM ViT-Small (SAMI-pretrained, 26M parameters)",
+    ),
+    ModelSpec(
+        name="fastsam_s", family="fastsam", task=INSTANCE,
+        builder="napari_segany.models.yolo.build:build_yolov8",
+        file_name="FastSAM-s.pt", urls=(_ULTRA_URL + "FastSAM-s.pt",),
+        sha256="c9f78716a81c7aff0d608ccc73e1b82ab3aaad86005049f6a92106a0be6d0844",
+        license="AGPL-3.0 (FastSAM weights)", checkpoint_format="ultralytics",
+        key_mapper="napari_segany.models.yolo.keys:map_ultralytics_keys",
+        preprocessing="letterbox", pixel_mean=(0.0, 0.0, 0.0), pixel_std=(255.0, 255.0, 255.0),
+        supports_mask_input=False,
+        description="FastSAM-s: YOLOv8s-seg trained on SA-1B, all masks in one pass (23 MB)",
+    ),
+    ModelSpec(
+        name="fastsam_x", family="fastsam", task=INSTANCE,
+        builder="napari_segany.models.yolo.build:build_yolov8",
+        file_name="FastSAM-x.pt", urls=(_ULTRA_URL + "FastSAM-x.pt",),
+        license="AGPL-3.0 (FastSAM weights)", checkpoint_format="ultralytics",
+        key_mapper="napari_segany.models.yolo.keys:map_ultralytics_keys",
+        preprocessing="letterbox", pixel_mean=(0.0, 0.0, 0.0), pixel_std=(255.0, 255.0, 255.0),
+        supports_mask_input=False,
+        description="FastSAM-x: YOLOv8x-seg trained on SA-1B (138 MB)",
+    ),
+    ModelSpec(
+        name="mobilesamv2_objectaware", family="yolo_detector", task=DETECTOR,
+        builder="napari_segany.models.yolo.build:build_yolov8",
+        file_name="ObjectAwareModel.pt",
+        license="Apache-2.0 (MobileSAM project; YOLOv8 architecture)",
+        checkpoint_format="ultralytics",
+        key_mapper="napari_segany.models.yolo.keys:map_ultralytics_keys",
+        preprocessing="letterbox", pixel_mean=(0.0, 0.0, 0.0), pixel_std=(255.0, 255.0, 255.0),
+        supports_mask_input=False,
+        description="MobileSAMv2 object-aware box detector (YOLOv8, SA-1B boxes)",
+        download_hint=(
+            "No direct URL is published: download 'weight.zip' from the MobileSAMv2 README "
+            "(Google Drive id 1dE-YAG-1mFCBmao2rHDp0n-PP4eH7SjE) and take ObjectAwareModel.pt from it"
+        ),
+    ),
+)
+
+REGISTRY: dict[str, ModelSpec] = {spec.name: spec for spec in _SPECS}
+
+
+def get_spec(name: str | ModelSpec) -> ModelSpec:
+    """Look a model up by name (a ModelSpec passes through unchanged)."""
+    if isinstance(name, ModelSpec):
+        return name
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY))
+        raise ValueError(f"Unknown model {name!r}. Choose one of: {known}.") from None
+
+
+def list_models(task: str | None = None) -> list[str]:
+    """Names of the registered models, optionally only those of one task."""
+    return [s.name for s in _SPECS if task is None or s.task == task]

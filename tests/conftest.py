@@ -1,0 +1,59 @@
+"""Shared fixtures: the parity data beside the repository and synthesized weights."""
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("NAPARI_SEGANY_SHARED", REPO.parent / "shared"))
+PARITY = SHARED / "parity"
+
+needs_parity = pytest.mark.skipif(
+    not (PARITY / "synth.py").exists(),
+    reason=f"parity data not found at {PARITY} (a user's clone has no ../shared; CI has it)",
+)
+
+
+def _load_synth():
+    spec = importlib.util.spec_from_file_location("segany_parity_synth", PARITY / "synth.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def parity_dir() -> Path:
+    if not (PARITY / "synth.py").exists():
+        pytest.skip(f"parity data not found at {PARITY} (a user's clone has no ../shared)")
+    return PARITY
+
+
+@pytest.fixture(scope="session")
+def synth(parity_dir):
+    """The shared ``synth`` module (load_schema, synth_state_dict)."""
+    return _load_synth()
+
+
+@pytest.fixture(scope="session")
+def synth_state_dict(synth, parity_dir):
+    """``synth_state_dict(case)`` -> the seed-0 weights of a case in the official key layout."""
+    cache: dict[str, dict] = {}
+
+    def make(case: str, seed: int = 0) -> dict:
+        if (case, seed) not in cache:
+            schema = synth.load_schema(parity_dir / case / "schema.json")
+            cache[(case, seed)] = synth.synth_state_dict(schema, seed=seed)
+        return cache[(case, seed)]
+
+    return make
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _two_threads():
+    """Parity tolerances were measured with two threads."""
+    import torch
+
+    torch.set_num_threads(2)

@@ -1,0 +1,33 @@
+"""The one-way import rule: models <- engine <- (gui, cli); no Qt/napari below the GUI."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+GUI_MODULES = ("napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "vispy")
+
+
+@pytest.mark.parametrize("module", [
+    "napari_segany", "napari_segany.models.registry", "napari_segany.engine.predictor",
+    "napari_segany.engine.weights", "napari_segany.engine.transforms",
+])
+def test_engine_and_models_import_no_gui(module):
+    code = (
+        f"import sys, {module}, napari_segany; napari_segany.Predictor; napari_segany.load_model\n"
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {GUI_MODULES!r})\n"
+        "print(','.join(bad))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"{module} pulled in {out.stdout.strip()}"
+
+
+def test_import_linter_contracts_hold():
+    pytest.importorskip("importlinter")
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([Path(sys.executable).with_name("lint-imports")], cwd=root,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
