@@ -45,7 +45,7 @@ def _unpack(packed: np.ndarray, width: int) -> np.ndarray:
 def _check_masks(logits: np.ndarray, npz, prefix: str) -> None:
     width = logits.shape[-1]
     expected = _unpack(npz[f"{prefix}__masks_packbits"], width)
-    flipped = ((logits > 0) != expected).reshape(len(expected) if expected.ndim == 3 else -1, -1)
+    flipped = ((logits > 0) != expected).reshape(-1, expected.shape[-2] * expected.shape[-1])
     assert flipped.mean(axis=-1).max() <= 1e-3
     np.testing.assert_allclose(logits[..., ::8, ::8], npz[f"{prefix}__mask_logits_sub8"], atol=5e-4, rtol=0)
 

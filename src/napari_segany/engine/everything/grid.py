@@ -1,0 +1,144 @@
+"""SAM's automatic mask generator (point grid), same results, far less memory and time.
+
+Same algorithm and parameters as ``SamAutomaticMaskGenerator``; the differences are in
+*when* work happens, never in what is kept:
+
+* the predicted-IoU filter runs on the low-res decoder output, before any upsampling
+  (the official code upsamples every candidate first, 3 per point, then drops most);
+* surviving candidates are upsampled a few at a time (``upsample_chunk``), and stored as
+  bounding box + bit-packed crop instead of full-image masks or RLE.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from itertools import product
+
+import numpy as np
+import torch
+
+from ..boxes import batched_nms, box_area
+from ..predictor import Predictor
+from ..progress import Job, Progress
+from .candidates import Candidates
+from .upsample import candidates_from_lowres
+
+
+@dataclass
+class GridParams:
+    """SamAutomaticMaskGenerator's parameters, with its defaults."""
+
+    points_per_side: int = 32
+    points_per_batch: int = 64
+    pred_iou_thresh: float = 0.88
+    stability_score_thresh: float = 0.95
+    stability_score_offset: float = 1.0
+    box_nms_thresh: float = 0.7
+    crop_n_layers: int = 0
+    crop_nms_thresh: float = 0.7
+    crop_overlap_ratio: float = 512 / 1500
+    crop_n_points_downscale_factor: int = 1
+    min_mask_region_area: int = 0
+    upsample_chunk: int = 16  # ours: candidates upsampled at once (memory, not results)
+
+    @classmethod
+    def from_kwargs(cls, **kwargs) -> "GridParams":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - names)
+        if unknown:
+            raise ValueError(f"Unknown grid parameters {unknown}; known: {sorted(names)}.")
+        params = cls(**kwargs)
+        if params.points_per_side < 1 or params.points_per_batch < 1:
+            raise ValueError("points_per_side and points_per_batch must be at least 1.")
+        return params
+
+
+def build_point_grid(n_per_side: int) -> np.ndarray:
+    """(n*n, 2) x, y in [0, 1]: cell centres of an n x n grid, row by row."""
+    offset = 1 / (2 * n_per_side)
+    side = np.linspace(offset, 1 - offset, n_per_side)
+    xs = np.tile(side[None, :], (n_per_side, 1))
+    ys = np.tile(side[:, None], (1, n_per_side))
+    return np.stack([xs, ys], axis=-1).reshape(-1, 2)
+
+
+def generate_crop_boxes(im_size: tuple[int, int], n_layers: int, overlap_ratio: float):
+    """SAM's crops: the whole image, then 2^i x 2^i overlapping crops per layer i.
+
+    Returns ([x0, y0, x1, y1] per crop, layer index per crop)."""
+    im_h, im_w = im_size
+    boxes, layers = [[0, 0, im_w, im_h]], [0]
+    short_side = min(im_h, im_w)
+    for i_layer in range(n_layers):
+        n_crops = 2 ** (i_layer + 1)
+        overlap = int(overlap_ratio * short_side * (2 / n_crops))
+        crop_w = int(math.ceil((overlap * (n_crops - 1) + im_w) / n_crops))
+        crop_h = int(math.ceil((overlap * (n_crops - 1) + im_h) / n_crops))
+        xs = [int((crop_w - overlap) * i) for i in range(n_crops)]
+        ys = [int((crop_h - overlap) * i) for i in range(n_crops)]
+        for x0, y0 in product(xs, ys):
+            boxes.append([x0, y0, min(x0 + crop_w, im_w), min(y0 + crop_h, im_h)])
+            layers.append(i_layer + 1)
+    return boxes, layers
+
+
+def iter_grid(predictor: Predictor, rgb: np.ndarray, params: GridParams,
+              embedding: torch.Tensor | None = None) -> Job[tuple[Candidates, int]]:
+    """Generator: yields Progress, returns (kept Candidates in image coordinates, prompts decoded).
+
+    ``embedding`` of the whole image may be given (e.g. from the cache) to skip its encoder run.
+    """
+    crop_boxes, layer_idxs = generate_crop_boxes(rgb.shape[:2], params.crop_n_layers,
+                                                 params.crop_overlap_ratio)
+    grids = [build_point_grid(int(params.points_per_side / params.crop_n_points_downscale_factor ** i))
+             for i in range(params.crop_n_layers + 1)]
+    n_batches = [math.ceil(len(grids[layer]) / params.points_per_batch) for layer in layer_idxs]
+    total, done, parts = sum(n_batches) + len(crop_boxes), 0, []
+    for crop_box, layer in zip(crop_boxes, layer_idxs):
+        yield Progress(done, total, f"encoding crop {len(parts) + 1}/{len(crop_boxes)}")
+        x0, y0, x1, y1 = crop_box
+        crop = np.ascontiguousarray(rgb[y0:y1, x0:x1])
+        if embedding is not None and crop.shape[:2] == rgb.shape[:2]:
+            predictor.set_embedding(embedding, crop.shape[:2])
+        else:
+            predictor.set_embedding(predictor.encode(crop), crop.shape[:2])
+        done += 1
+        points = grids[layer] * np.array(crop.shape[:2])[None, ::-1]
+        batches = []
+        for start in range(0, len(points), params.points_per_batch):
+            batch = points[start:start + params.points_per_batch]
+            batches.append(_process_batch(predictor, batch, crop_box, rgb.shape[:2], params))
+            done += 1
+            yield Progress(done, total, f"decoding {done}/{total}")
+        parts.append(_nms_within_crop(Candidates.concat(batches), params))
+    data = Candidates.concat(parts)
+    if len(crop_boxes) > 1:  # prefer masks from smaller crops where crops overlap
+        crop_t = torch.as_tensor(data.crop_boxes, dtype=torch.float32)
+        keep = batched_nms(data.boxes.float(), 1 / box_area(crop_t), torch.zeros(len(data)),
+                           params.crop_nms_thresh)
+        data = data.filter(keep)
+    return data, sum(len(grids[layer]) for layer in layer_idxs)
+
+
+def _nms_within_crop(data: Candidates, params: GridParams) -> Candidates:
+    keep = batched_nms(data.boxes.float(), data.iou, torch.zeros(len(data)), params.box_nms_thresh)
+    return data.filter(keep)
+
+
+def _process_batch(predictor: Predictor, points: np.ndarray, crop_box, orig_size,
+                   params: GridParams) -> Candidates:
+    crop_size = predictor.original_size
+    coords = torch.as_tensor(predictor.transform.apply_coords(points, crop_size))  # float64, as SAM
+    labels = torch.ones(len(points), 1, dtype=torch.int64)
+    with torch.inference_mode():
+        low_res, iou = predictor.model.decode(predictor.features, point_coords=coords[:, None, :],
+                                              point_labels=labels, multimask_output=True)
+    n_masks = low_res.shape[1]
+    low_res, iou = low_res.flatten(0, 1), iou.flatten(0, 1)
+    point_rows = np.repeat(points, n_masks, axis=0)
+    if params.pred_iou_thresh > 0:  # cheap: before any upsampling
+        keep = torch.nonzero(iou > params.pred_iou_thresh).flatten()
+        low_res, iou, point_rows = low_res[keep], iou[keep], point_rows[keep.numpy()]
+    return candidates_from_lowres(predictor, low_res, iou, crop_box, orig_size,
+                                  params.stability_score_thresh, params.stability_score_offset,
+                                  points=point_rows, chunk=params.upsample_chunk)

@@ -1,0 +1,83 @@
+"""MobileSAMv2's object-aware prompting: detector boxes -> batched box prompts -> masks.
+
+As MobileSAMv2's ``Inference.py``: boxes of the object-aware YOLOv8 (conf 0.4, iou 0.9,
+imgsz 1024, max_det 300) go, ``points_per_batch`` at a time, through the prompt encoder and the
+mask decoder with ``multimask_output=False``; a mask is ``logits > 0`` after SAM's
+postprocessing.  No filter runs by default (as MobileSAMv2); the grid method's score,
+stability and duplicate (box NMS) filters can be switched on.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+from ..boxes import nms
+from ..predictor import Predictor
+from ..progress import Job, Progress
+from .candidates import Candidates
+from .upsample import candidates_from_lowres
+
+
+@dataclass
+class ObjectAwareParams:
+    conf: float = 0.4
+    iou: float = 0.9
+    imgsz: int = 1024
+    max_det: int = 300
+    points_per_batch: int = 320  # MobileSAMv2 decodes 320 boxes at once
+    pred_iou_thresh: float = 0.0  # 0 = off (MobileSAMv2)
+    stability_score_thresh: float = 0.0  # 0 = off
+    stability_score_offset: float = 1.0
+    box_nms_thresh: float | None = None  # None = off; e.g. 0.7 removes duplicate masks
+    upsample_chunk: int = 16
+
+    @classmethod
+    def from_kwargs(cls, **kwargs) -> "ObjectAwareParams":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(kwargs) - names)
+        if unknown:
+            raise ValueError(f"Unknown object_aware parameters {unknown}; known: {sorted(names)}.")
+        return cls(**kwargs)
+
+
+def iter_object_aware(predictor: Predictor, rgb: np.ndarray, detector, params: ObjectAwareParams,
+                      embedding: torch.Tensor | None = None) -> Job[tuple[Candidates, int]]:
+    """Generator: yields Progress, returns (Candidates in detector order, boxes decoded)."""
+    from ..detection import detect_objects
+
+    yield Progress(0, 3, "detecting objects")
+    boxes, _scores = detect_objects(rgb, detector, conf=params.conf, iou=params.iou,
+                                    imgsz=params.imgsz, max_det=params.max_det)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    n_batches = max(1, math.ceil(len(boxes) / params.points_per_batch))
+    total = 2 + n_batches
+    yield Progress(1, total, f"{len(boxes)} objects found; encoding the image")
+    features = embedding if embedding is not None else predictor.encode(rgb)
+    predictor.set_embedding(features, rgb.shape[:2])
+    parts = []
+    for b, start in enumerate(range(0, len(boxes), params.points_per_batch)):
+        batch = boxes[start:start + params.points_per_batch]
+        parts.append(_decode_boxes(predictor, batch, params))
+        yield Progress(2 + b, total, f"decoding boxes {start + len(batch)}/{len(boxes)}")
+    data = Candidates.concat(parts)
+    if params.box_nms_thresh is not None and len(data):
+        data = data.filter(nms(data.boxes, data.iou, params.box_nms_thresh))
+    return data, len(boxes)
+
+
+def _decode_boxes(predictor: Predictor, boxes: np.ndarray, params: ObjectAwareParams) -> Candidates:
+    boxes_model = torch.as_tensor(predictor.transform.apply_boxes(boxes, predictor.original_size))
+    with torch.inference_mode():
+        low_res, iou = predictor.model.decode(predictor.features, boxes=boxes_model,
+                                              multimask_output=False)
+    low_res, iou = low_res[:, 0], iou[:, 0]
+    if params.pred_iou_thresh > 0:
+        keep = torch.nonzero(iou > params.pred_iou_thresh).flatten()
+        low_res, iou, boxes = low_res[keep], iou[keep], boxes[keep.numpy()]
+    h, w = predictor.original_size
+    return candidates_from_lowres(predictor, low_res, iou, (0, 0, w, h), (h, w),
+                                  params.stability_score_thresh, params.stability_score_offset,
+                                  prompt_boxes=boxes, chunk=params.upsample_chunk)

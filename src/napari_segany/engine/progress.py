@@ -1,0 +1,40 @@
+"""Progress reports of long engine jobs.
+
+Long jobs are generators that ``yield Progress(...)`` between units of work and ``return``
+their result, so that napari's ``thread_worker`` can show a progress bar and stop them
+between two units (nothing is written until the generator returns).  :func:`run` drives
+such a generator from plain Python.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Generator, TypeVar
+
+from .errors import Cancelled
+
+T = TypeVar("T")
+Job = Generator["Progress", None, T]
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int
+    total: int
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.step / self.total) if self.total else 0.0
+
+
+def run(job: Job[T], callback: Callable[[Progress], object] | None = None) -> T:
+    """Run a job to its end; ``callback`` sees each Progress and may return False to cancel
+    (then :class:`Cancelled` is raised and the job's partial work is discarded)."""
+    try:
+        while True:
+            report = next(job)
+            if callback is not None and callback(report) is False:
+                job.close()
+                raise Cancelled("cancelled by the caller; nothing was written")
+    except StopIteration as stop:
+        return stop.value
