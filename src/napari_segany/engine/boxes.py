@@ -4,6 +4,7 @@ Boxes are ``(N, 4)`` x0, y0, x1, y1.  Areas are ``(x1 - x0) * (y1 - y0)`` as in 
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -20,34 +21,45 @@ def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return inter / union
 
 
-def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float,
-        max_keep: int | None = None, chunk: int = 512) -> torch.Tensor:
-    """Greedy NMS as ``torchvision.ops.nms``: indices kept, by decreasing score.
+def _pair_iou_above(a: np.ndarray, area_a: np.ndarray, b: np.ndarray, area_b: np.ndarray,
+                    threshold: float) -> np.ndarray:
+    """(Na, Nb) bool: IoU(a_i, b_j) > threshold with torchvision's float32 arithmetic
+    (inter / (area_i + area_j - inter)), compared in float64 as torchvision does.
+    numpy, not torch: these small blocks would pay torch's thread start-up on every call."""
+    w = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    h = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = w * h
+    iou = inter / (area_a[:, None] + area_b[None, :] - inter)
+    return iou.astype(np.float64) > threshold
 
-    A box is suppressed when its IoU with a kept, higher-scoring box is *greater* than
-    ``iou_threshold``.  IoUs are computed in row chunks so memory stays O(chunk * N);
-    ``max_keep`` stops as soon as that many boxes are kept (YOLO's max_det).
+
+def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float,
+        max_keep: int | None = None, block: int = 256) -> torch.Tensor:
+    """Exactly ``torchvision.ops.nms`` (stable descending sort, greedy, IoU > threshold
+    suppresses), computed block by block: each block of sorted boxes is first checked
+    against the boxes kept so far, then resolved greedily inside itself.  Stops once
+    ``max_keep`` boxes are kept, so the cost is about O(kept * N), not O(N^2).
+
+    boxes: (N, 4) x0, y0, x1, y1; scores: (N,).  Returns kept indices by decreasing score.
     """
-    if boxes.numel() == 0:
-        return torch.zeros(0, dtype=torch.int64)
     order = torch.sort(scores, descending=True, stable=True).indices
-    boxes = boxes[order].float()
-    n = len(boxes)
-    suppressed = torch.zeros(n, dtype=torch.bool)
-    keep = []
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        iou = box_iou(boxes[start:stop], boxes)  # (chunk, N)
-        for row in range(stop - start):
-            i = start + row
-            if suppressed[i]:
+    b = boxes[order].float().cpu().numpy()
+    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    kept: list[int] = []
+    for start in range(0, len(b), block):
+        blk, blk_area = b[start:start + block], area[start:start + block]
+        alive = np.ones(len(blk), dtype=bool)
+        if kept:
+            alive &= ~_pair_iou_above(b[kept], area[kept], blk, blk_area, iou_threshold).any(0)
+        inside = _pair_iou_above(blk, blk_area, blk, blk_area, iou_threshold)
+        for i in np.flatnonzero(alive):
+            if not alive[i]:  # suppressed by an earlier box of this block
                 continue
-            keep.append(i)
-            if max_keep is not None and len(keep) >= max_keep:
-                return order[torch.tensor(keep, dtype=torch.int64)]
-            later = iou[row, i + 1:] > iou_threshold
-            suppressed[i + 1:] |= later
-    return order[torch.tensor(keep, dtype=torch.int64)]
+            kept.append(start + int(i))
+            if max_keep is not None and len(kept) >= max_keep:
+                return order[torch.tensor(kept, dtype=torch.int64)]
+            alive[i + 1:] &= ~inside[i, i + 1:]
+    return order[torch.tensor(kept, dtype=torch.int64)]
 
 
 def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch.Tensor,

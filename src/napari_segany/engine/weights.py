@@ -157,9 +157,18 @@ def load_model(name: str | ModelSpec, checkpoint=None, device=None) -> torch.nn.
     return model.to(torch.device(device) if device is not None else default_device())
 
 
+def _config_of_state_dict(spec: ModelSpec, state_dict) -> dict:
+    """Builder settings a bare state dict implies (YOLO widths/depths live in the file's pickle)."""
+    if spec.checkpoint_format != "ultralytics":
+        return {}
+    from .ultralytics_reader import config_from_state_dict
+
+    return config_from_state_dict(dict(state_dict))
+
+
 def _resolve_weights(spec: ModelSpec, checkpoint) -> tuple[dict, dict, str]:
     if isinstance(checkpoint, Mapping):
-        return dict(checkpoint), {}, "the given state dict"
+        return dict(checkpoint), _config_of_state_dict(spec, checkpoint), "the given state dict"
     if checkpoint is None:
         path = fetch_checkpoint(spec)
     else:

@@ -149,6 +149,7 @@ _SPECS = (
         name="mobilesamv2_objectaware", family="yolo_detector", task=DETECTOR,
         builder="napari_segany.models.yolo.build:build_yolov8",
         file_name="ObjectAwareModel.pt",
+        builder_kwargs={"input_channel_order": "bgr"},  # MobileSAMv2 feeds BGR (see parity README)
         license="Apache-2.0 (MobileSAM project; YOLOv8 architecture)",
         checkpoint_format="ultralytics",
         key_mapper="napari_segany.models.yolo.keys:map_ultralytics_keys",
