@@ -1,0 +1,44 @@
+"""Keyboard shortcuts of the widget: C commit, Shift+C discard, T toggle the sign of the next
+points, N next mask candidate; on the prompt layers only, Ctrl+Z removes the last prompt or
+undoes the last commit.
+
+They are bound on the viewer and on the two prompt layers (the active layer's bindings win
+over the viewer's in napari, and the Points layer is active while clicking).  The functions
+hold the widget weakly: a closed widget leaves harmless no-ops behind.
+"""
+from __future__ import annotations
+
+import weakref
+
+SHORTCUTS = {
+    "C": ("commit", "Commit the preview into the Labels layer"),
+    "Shift-C": ("discard", "Discard the current object(s)"),
+    "T": ("toggle_sign", "Toggle positive / negative for the next points"),
+    "N": ("next_candidate", "Show the next mask candidate"),
+}
+#: Bound on the prompt layers only: elsewhere Ctrl+Z keeps napari's meaning.
+PROMPT_LAYER_SHORTCUTS = {
+    "Control-Z": ("undo", "Remove the last prompt, or undo the last commit"),
+}
+
+
+def bind_shortcuts(widget, *providers, prompt_layers: bool = False) -> None:
+    """Bind the shortcuts on each keymap provider (the viewer, layers)."""
+    ref = weakref.ref(widget)
+    shortcuts = {**SHORTCUTS, **(PROMPT_LAYER_SHORTCUTS if prompt_layers else {})}
+    for key, (method, doc) in shortcuts.items():
+        handler = _handler(ref, method, doc)
+        for provider in providers:
+            if provider is not None:
+                provider.bind_key(key, handler, overwrite=True)
+
+
+def _handler(ref, method, doc):
+    def run(_provider=None):
+        widget = ref()
+        if widget is not None:
+            getattr(widget, method)()
+
+    run.__name__ = f"segany_{method}"
+    run.__doc__ = doc
+    return run

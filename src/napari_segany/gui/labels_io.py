@@ -1,0 +1,163 @@
+"""The target Labels layer (commits, undo-aware) and the 2D preview Labels layer.
+
+Commits go through ``Labels.data_setitem`` inside ``Labels.block_history()``: napari records
+them in the layer's undo history (one Ctrl+Z undoes one commit, all its objects) and
+refreshes only the changed region.  Only the pixels inside each mask's bounding box are read.
+
+The preview is a 2D Labels layer with the image's Y/X scale and translate: it shows the
+objects of the shown slice, so its size never depends on the number of slices.  Each click
+rewrites only the bounding boxes of the objects that changed.
+"""
+from __future__ import annotations
+
+import numpy as np
+from napari.layers import Labels
+
+from ..engine.interactive import (
+    MaxLabelTracker, ObjectMask, commit_mask, paint_preview, union_bbox,
+)
+from .image_slice import ImageSource
+
+LABELS_NAME = "SegAny labels"
+PREVIEW_NAME = "SegAny preview"
+
+
+def ensure_labels(viewer, source: ImageSource, layer: Labels | None = None) -> Labels:
+    """The given Labels layer if it fits the image, else a new one of the image's shape."""
+    shape = source.spatial_shape
+    if layer is not None and layer in viewer.layers:
+        if tuple(layer.data.shape) != shape:
+            raise ValueError(
+                f"The Labels layer {layer.name!r} has shape {layer.data.shape} but the image "
+                f"{source.layer.name!r} has spatial shape {shape}: pick another Labels layer "
+                "or leave the choice empty to create one.")
+        return layer
+    return viewer.add_labels(
+        np.zeros(shape, dtype=np.uint32), name=LABELS_NAME,
+        scale=source.spatial_scale, translate=source.spatial_translate)
+
+
+class LabelsWriter:
+    """Commits object masks into a Labels layer with new ids (max + 1, tracked, not scanned)."""
+
+    def __init__(self):
+        self.layer: Labels | None = None
+        self.tracker = MaxLabelTracker()
+
+    def attach(self, layer: Labels) -> None:
+        if layer == self.layer:  # == : plugin widgets get napari's proxies of layers
+            return
+        if self.layer is not None:
+            self.layer.events.data.disconnect(self._on_replaced)
+            self.layer.events.paint.disconnect(self._on_painted)
+        self.layer = layer
+        self.tracker = MaxLabelTracker()
+        layer.events.data.connect(self._on_replaced)
+        layer.events.paint.connect(self._on_painted)
+
+    def _on_replaced(self, event=None) -> None:
+        self.tracker.invalidate()
+
+    def _on_painted(self, event) -> None:
+        # The user painted, filled or we committed: remember the ids written.
+        for atom in event.value:
+            new = atom[-1] if isinstance(atom, tuple) else getattr(atom, "new_value", 0)
+            if np.size(new):
+                self.tracker.observe(np.max(new))
+
+    def commit(self, index: tuple[int, ...], masks: list[ObjectMask], preserve: bool = True
+               ) -> list[int]:
+        """Write ``masks`` (crops of the slice ``index``) with new ids; one undo step.
+
+        Returns the ids used (objects with nothing left to write are skipped).
+        """
+        layer = self.layer
+        plane = layer.data[index] if index else layer.data
+        ids = []
+        with layer.block_history():
+            for mask in masks:
+                if mask.bbox is None:
+                    continue
+                new_id = self.tracker.next_id(layer.data)
+                rows, cols = commit_mask(plane, mask.crop, new_id, preserve,
+                                         offset=(mask.bbox[0], mask.bbox[2]))
+                if rows.size == 0:
+                    continue
+                leading = tuple(np.full(rows.size, i, dtype=np.intp) for i in index)
+                layer.data_setitem((*leading, rows, cols), new_id)  # refreshes the bbox only
+                self.tracker.observe(new_id)
+                ids.append(new_id)
+        return ids
+
+
+class PreviewLayer:
+    """A 2D Labels layer showing the current objects; written bounding box by bounding box.
+
+    Edits go through the public ``data_setitem`` (partial redraw of the changed pixels).  It
+    records undo history, so the layer is reset (``data = zeros``, which also clears the
+    history) whenever the objects are committed or discarded.
+    """
+
+    def __init__(self, viewer):
+        self.viewer = viewer
+        self.layer: Labels | None = None
+        self._shown: dict[tuple, tuple[int, ObjectMask]] = {}  # key -> (value, mask)
+
+    def attach(self, source: ImageSource) -> None:
+        shape = source.spatial_shape[-2:]
+        scale, translate = source.spatial_scale[-2:], source.spatial_translate[-2:]
+        layer = self.viewer.layers[PREVIEW_NAME] if PREVIEW_NAME in self.viewer.layers else None
+        if isinstance(layer, Labels) and layer.data.shape == shape:
+            layer.scale, layer.translate = scale, translate
+        else:
+            if layer is not None:
+                self.viewer.layers.remove(layer)
+            layer = self.viewer.add_labels(
+                np.zeros(shape, np.uint8), name=PREVIEW_NAME, scale=scale, translate=translate,
+                opacity=0.55, blending="translucent")
+        self.layer = layer
+        self._shown = {}
+        self.reset()
+
+    def alive(self) -> bool:
+        return self.layer is not None and self.layer in self.viewer.layers
+
+    @property
+    def data(self) -> np.ndarray:
+        return self.layer.data
+
+    def show(self, masks: list[ObjectMask]) -> None:
+        """Make the preview show exactly ``masks``; rewrite only what changed."""
+        wanted = {m.key: m for m in masks}
+        for key, (value, old) in list(self._shown.items()):
+            if key not in wanted:
+                self._replace(old, None, value)
+                del self._shown[key]
+        for key, mask in wanted.items():
+            value, old = self._shown.get(key, (None, None))
+            if old is mask:
+                continue
+            value = value or self._free_value()
+            self._replace(old, mask, value)
+            self._shown[key] = (value, mask)
+
+    def reset(self) -> None:
+        """Empty the preview and its undo history (one full redraw)."""
+        self._shown = {}
+        self.layer.data = np.zeros(self.layer.data.shape, np.uint8)
+
+    def _free_value(self) -> int:
+        used = {value for value, _ in self._shown.values()}
+        return next(v for v in range(1, 256) if v not in used)
+
+    def _replace(self, old: ObjectMask | None, new: ObjectMask | None, value: int) -> None:
+        bbox = union_bbox(old.bbox if old else None, new.bbox if new else None)
+        if bbox is None:
+            return
+        r0, r1, c0, c1 = bbox
+        current = self.layer.data[r0:r1, c0:c1]
+        target = current.copy()
+        paint_preview(target, old, new, value, origin=(r0, c0))
+        rows, cols = np.nonzero(target != current)
+        if rows.size:
+            self.layer.data_setitem((rows + r0, cols + c0), target[rows, cols])

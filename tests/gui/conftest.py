@@ -1,0 +1,90 @@
+"""Fixtures of the GUI tests: a tiny SAM registered for the test with a synthesized-weights
+checkpoint file, a geometric fake model, and the widget opened as a user opens it."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_segany.models import registry
+from napari_segany.models.registry import ModelSpec
+
+TINY_KWARGS = dict(embed_dim=64, depth=2, num_heads=2, global_attn_indexes=(1,), image_size=256)
+TINY_SPEC = ModelSpec(
+    name="tiny_sam", family="sam", task=registry.PROMPTABLE,
+    builder="napari_segany.models.sam.build:build_sam_vit", builder_kwargs=TINY_KWARGS,
+    input_size=256, file_name="tiny_sam.pt", license="Apache-2.0 (test weights)",
+    checkpoint_format="state_dict", description="Tiny SAM for tests (random weights)",
+)
+OFFLINE_SPEC = ModelSpec(
+    name="offline_sam", family="sam", task=registry.PROMPTABLE,
+    builder="napari_segany.models.sam.build:build_sam_vit", builder_kwargs=TINY_KWARGS,
+    input_size=256, file_name="offline_sam.pt", license="Apache-2.0",
+    checkpoint_format="state_dict", description="a model whose weights are nowhere",
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """Random weights of the tiny SAM, saved as an official-style state dict file."""
+    from napari_segany.models.sam.build import build_sam_vit
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "tiny_sam.pt"
+    torch.save(build_sam_vit(**TINY_KWARGS).state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def fake_checkpoint(tmp_path_factory):
+    from _fakes import FakePromptable
+
+    path = tmp_path_factory.mktemp("weights") / "fake.pt"
+    torch.save(FakePromptable().state_dict(), path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def test_models(monkeypatch, tmp_path):
+    """Register the test models; an empty weights cache, so nothing is found by accident."""
+    from _fakes import FAKE_SPEC
+
+    monkeypatch.setenv("NAPARI_SEGANY_CACHE", str(tmp_path / "cache"))
+    for spec in (TINY_SPEC, OFFLINE_SPEC, FAKE_SPEC):
+        monkeypatch.setitem(registry.REGISTRY, spec.name, spec)
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    """The notifications the widget shows, as (level, message)."""
+    from napari_segany.gui import segany_widget
+
+    shown = []
+    for level in ("info", "warning", "error"):
+        name = f"show_{level}"
+        monkeypatch.setattr(segany_widget, name, lambda msg, lv=level: shown.append((lv, str(msg))))
+    return shown
+
+
+@pytest.fixture
+def open_widget(make_napari_viewer):
+    """``open_widget(image=None, show=False, **layer_kwargs)`` -> (viewer, widget)."""
+
+    def make(image=None, show=False, sample=None, **layer_kwargs):
+        viewer = make_napari_viewer(show=show)
+        if sample is not None:
+            viewer.open_sample("napari-segany", sample)
+        if image is not None:
+            viewer.add_image(image, **layer_kwargs)
+        _, widget = viewer.window.add_plugin_dock_widget("napari-segany", "Segment Anything")
+        return viewer, widget
+
+    return make
+
+
+@pytest.fixture
+def small_image():
+    rng = np.random.default_rng(0)
+    image = rng.normal(100, 10, (96, 128)).astype(np.float32)
+    image[30:60, 40:80] += 100
+    return image
