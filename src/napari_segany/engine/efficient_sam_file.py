@@ -1,0 +1,103 @@
+"""Safe reader for the official EfficientSAM weight files.
+
+Two layouts are released:
+
+* ``efficient_sam_vitt.pt`` -- ``torch.save({'model': state_dict})`` (a torch zip archive);
+* ``efficient_sam_vits.pt.zip`` -- an ordinary zip archive *holding* ``efficient_sam_vits.pt``.
+
+Both are read without unpickling arbitrary objects (``weights_only=True``) and without
+extracting anything to disk.  ``engine.checkpoints`` wraps this as its ``efficient_sam``
+reader.
+"""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from napari_segany.models.efficient_sam.keys import unwrap_efficient_sam
+
+_WEIGHT_SUFFIXES = (".pt", ".pth")
+_KNOWN_NAMES = ("efficient_sam_vits.pt", "efficient_sam_vitt.pt")
+
+
+def read_efficient_sam_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read an EfficientSAM checkpoint (plain ``.pt`` or the released ``.pt.zip``).
+
+    Returns the model state dict (official key names, CPU tensors).  Raises
+    FileNotFoundError for a missing file and ValueError with a hint for a truncated,
+    corrupt, unsafe or non-EfficientSAM file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"EfficientSAM checkpoint not found: {path}")
+    member = _outer_zip_member(path)
+    if member is None:
+        obj = _torch_load(path, path)
+    else:
+        with zipfile.ZipFile(path) as archive:
+            data = archive.read(member)  # whole member in memory: ~40-100 MB
+        obj = _torch_load(io.BytesIO(data), f"{path}::{member}")
+    try:
+        return unwrap_efficient_sam(obj)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def _outer_zip_member(path: Path) -> str | None:
+    """Name of the ``.pt`` inside an outer (non-torch) zip, or None for anything else.
+
+    A torch checkpoint is itself a zip whose entries sit under one folder and include
+    ``<folder>/data.pkl``; that case returns None and torch.load reads it directly.
+    """
+    if not zipfile.is_zipfile(path):
+        return None  # legacy torch format, or damaged: torch.load will tell
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile:
+        return None
+    if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+        return None
+    candidates = [
+        n for n in names
+        if n.endswith(_WEIGHT_SUFFIXES) and not n.startswith("__MACOSX/")
+        and not Path(n).name.startswith("._")
+    ]
+    known = [n for n in candidates if Path(n).name in _KNOWN_NAMES]
+    if len(known) == 1:
+        return known[0]
+    if len(candidates) == 1:
+        return candidates[0]
+    raise ValueError(
+        f"{path} is a zip archive but not a PyTorch checkpoint, and it does not hold exactly "
+        f"one .pt file (found {candidates or names[:10]}). Extract the EfficientSAM .pt and "
+        "pass that file instead."
+    )
+
+
+def _torch_load(source, name) -> object:
+    """torch.load with weights_only=True; failures become ValueError with a hint."""
+    try:
+        return torch.load(source, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as err:
+        if "weights only" in str(err).lower():
+            raise ValueError(
+                f"{name} contains Python objects other than tensors, so it was not loaded "
+                "(unsafe to unpickle). Use the official EfficientSAM weights."
+            ) from err
+        raise ValueError(_damaged(name, err)) from err
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
+        raise ValueError(_damaged(name, err)) from err
+
+
+def _damaged(name, err: Exception) -> str:
+    return (
+        f"Could not read {name} as a PyTorch checkpoint ({type(err).__name__}: {err}). The file "
+        "is probably incomplete (interrupted download) or not a weight file: delete it and "
+        "download it again."
+    )
