@@ -106,12 +106,17 @@ class StretchTransform(LongestSideTransform):
         return (x.to(device) if device is not None else x), size
 
     def apply_coords(self, coords: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
-        # EfficientSAM marks negative coordinates as "no point" (-1) before scaling.
-        scaled = super().apply_coords(coords, original_size)
-        return np.where(np.asarray(coords) >= 0, scaled, -1.0)
+        # As EfficientSAM's get_rescaled_pts: float32 x * S / W (multiply first), and negative
+        # coordinates mean "no point" (-1).
+        coords = np.asarray(coords, dtype=np.float32)
+        scale = np.array([original_size[1], original_size[0]], dtype=np.float32)
+        scaled = coords * np.float32(self.target_length) / scale
+        return np.where(coords >= 0, scaled, np.float32(-1.0))
 
     def apply_coords_torch(self, coords: torch.Tensor, original_size) -> torch.Tensor:
-        scaled = super().apply_coords_torch(coords, original_size)
+        coords = coords.to(torch.float)
+        scale = torch.tensor([original_size[1], original_size[0]], dtype=torch.float)
+        scaled = coords * self.target_length / scale
         return torch.where(coords >= 0, scaled, torch.full_like(scaled, -1.0))
 
     def postprocess_masks(self, low_res: torch.Tensor, input_size, original_size) -> torch.Tensor:

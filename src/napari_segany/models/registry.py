@@ -48,6 +48,9 @@ class ModelSpec:
     pixel_mean: tuple[float, ...] = SAM_PIXEL_MEAN
     pixel_std: tuple[float, ...] = SAM_PIXEL_STD
     supports_mask_input: bool = True
+    #: One mask per prompt (everything mode) = best-IoU of the 3 candidates instead of token 0:
+    #: EfficientSAM's official entry points only ever use multimask output.
+    single_mask_from_multimask: bool = False
     description: str = ""
     download_hint: str = ""  # where to get the file when there is no direct URL
 
@@ -111,7 +114,7 @@ _SPECS = (
         urls=("https://github.com/yformer/EfficientSAM/raw/main/weights/efficient_sam_vitt.pt",),
         license="Apache-2.0", checkpoint_format="efficient_sam",
         preprocessing="stretch", pixel_mean=IMAGENET_MEAN_01, pixel_std=IMAGENET_STD_01,
-        supports_mask_input=False,
+        supports_mask_input=False, single_mask_from_multimask=True,
         description="EfficientSAM ViT-Tiny (SAMI-pretrained, 10M parameters)",
     ),
     ModelSpec(
@@ -121,7 +124,7 @@ _SPECS = (
         urls=("https://github.com/yformer/EfficientSAM/raw/main/weights/efficient_sam_vits.pt.zip",),
         license="Apache-2.0", checkpoint_format="efficient_sam",
         preprocessing="stretch", pixel_mean=IMAGENET_MEAN_01, pixel_std=IMAGENET_STD_01,
-        supports_mask_input=False,
+        supports_mask_input=False, single_mask_from_multimask=True,
         description="EfficientSAM ViT-Small (SAMI-pretrained, 26M parameters)",
     ),
     ModelSpec(

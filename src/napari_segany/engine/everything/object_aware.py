@@ -70,10 +70,13 @@ def iter_object_aware(predictor: Predictor, rgb: np.ndarray, detector, params: O
 
 def _decode_boxes(predictor: Predictor, boxes: np.ndarray, params: ObjectAwareParams) -> Candidates:
     boxes_model = torch.as_tensor(predictor.transform.apply_boxes(boxes, predictor.original_size))
+    multimask = predictor.spec.single_mask_from_multimask
     with torch.inference_mode():
         low_res, iou = predictor.model.decode(predictor.features, boxes=boxes_model,
-                                              multimask_output=False)
-    low_res, iou = low_res[:, 0], iou[:, 0]
+                                              multimask_output=multimask)
+    best = iou.argmax(dim=1)  # 0 when there is one candidate per prompt
+    rows = torch.arange(len(iou))
+    low_res, iou = low_res[rows, best], iou[rows, best]
     if params.pred_iou_thresh > 0:
         keep = torch.nonzero(iou > params.pred_iou_thresh).flatten()
         low_res, iou, boxes = low_res[keep], iou[keep], boxes[keep.numpy()]
