@@ -6,7 +6,9 @@ Same algorithm and parameters as ``SamAutomaticMaskGenerator``; the differences 
 * the predicted-IoU filter runs on the low-res decoder output, before any upsampling
   (the official code upsamples every candidate first, 3 per point, then drops most);
 * surviving candidates are upsampled a few at a time (``upsample_chunk``), and stored as
-  bounding box + bit-packed crop instead of full-image masks or RLE.
+  bounding box + bit-packed crop instead of full-image masks or RLE;
+* point batches are decoded a few at a time on threads of one intra-op thread each
+  (``decode_workers``, see :mod:`.parallel`), and kept in batch order.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from ..boxes import batched_nms, box_area
 from ..predictor import Predictor
 from ..progress import Job, Progress
 from .candidates import Candidates
+from .parallel import decode_workers, ordered_map
 from .upsample import candidates_from_lowres
 
 
@@ -40,6 +43,7 @@ class GridParams:
     crop_n_points_downscale_factor: int = 1
     min_mask_region_area: int = 0
     upsample_chunk: int = 16  # ours: candidates upsampled at once (memory, not results)
+    decode_workers: int | None = None  # ours: batches decoded at once (speed, not results)
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> "GridParams":
@@ -50,6 +54,8 @@ class GridParams:
         params = cls(**kwargs)
         if params.points_per_side < 1 or params.points_per_batch < 1:
             raise ValueError("points_per_side and points_per_batch must be at least 1.")
+        if params.decode_workers is not None and params.decode_workers < 1:
+            raise ValueError("decode_workers must be at least 1 (or None: one per torch thread).")
         return params
 
 
@@ -105,9 +111,11 @@ def iter_grid(predictor: Predictor, rgb: np.ndarray, params: GridParams,
         done += 1
         points = grids[layer] * np.array(crop.shape[:2])[None, ::-1]
         batches = []
-        for start in range(0, len(points), params.points_per_batch):
-            batch = points[start:start + params.points_per_batch]
-            batches.append(_process_batch(predictor, batch, crop_box, rgb.shape[:2], params))
+        decode = _batch_decoder(predictor, points, crop_box, rgb.shape[:2], params)
+        starts = range(0, len(points), params.points_per_batch)
+        # the loop takes every batch of this crop before the next crop changes the embedding
+        for part in ordered_map(decode, starts, decode_workers(params.decode_workers)):
+            batches.append(part)
             done += 1
             yield Progress(done, total, f"decoding {done}/{total}")
         parts.append(_nms_within_crop(Candidates.concat(batches), params))
@@ -123,6 +131,13 @@ def iter_grid(predictor: Predictor, rgb: np.ndarray, params: GridParams,
 def _nms_within_crop(data: Candidates, params: GridParams) -> Candidates:
     keep = batched_nms(data.boxes.float(), data.iou, torch.zeros(len(data)), params.box_nms_thresh)
     return data.filter(keep)
+
+
+def _batch_decoder(predictor: Predictor, points: np.ndarray, crop_box, orig_size, params: GridParams):
+    """start -> Candidates of the batch of ``points`` beginning at ``start``."""
+    step = params.points_per_batch
+    return lambda start: _process_batch(predictor, points[start:start + step], crop_box,
+                                        orig_size, params)
 
 
 def _process_batch(predictor: Predictor, points: np.ndarray, crop_box, orig_size,

@@ -5,6 +5,11 @@ imgsz 1024, max_det 300) go, ``points_per_batch`` at a time, through the prompt 
 mask decoder with ``multimask_output=False``; a mask is ``logits > 0`` after SAM's
 postprocessing.  No filter runs by default (as MobileSAMv2); the grid method's score,
 stability and duplicate (box NMS) filters can be switched on.
+
+MobileSAMv2 decodes 320 boxes at once.  The results do not depend on the batch size: here
+batches of 64 are decoded a few at a time on one thread each (:mod:`.parallel`), which is
+faster (11.0 instead of 12.5 s for 300 boxes on 2 cores, far more under load) and lets a
+cancel take effect sooner, for ~250 MB more at the peak (two batches in flight).
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from ..boxes import nms
 from ..predictor import Predictor
 from ..progress import Job, Progress
 from .candidates import Candidates
+from .parallel import decode_workers, ordered_map
 from .upsample import candidates_from_lowres
 
 
@@ -27,12 +33,13 @@ class ObjectAwareParams:
     iou: float = 0.9
     imgsz: int = 1024
     max_det: int = 300
-    points_per_batch: int = 320  # MobileSAMv2 decodes 320 boxes at once
+    points_per_batch: int = 64  # boxes per batch (MobileSAMv2: 320; same results)
     pred_iou_thresh: float = 0.0  # 0 = off (MobileSAMv2)
     stability_score_thresh: float = 0.0  # 0 = off
     stability_score_offset: float = 1.0
     box_nms_thresh: float | None = None  # None = off; e.g. 0.7 removes duplicate masks
     upsample_chunk: int = 16
+    decode_workers: int | None = None  # batches decoded at once (speed, not results)
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> "ObjectAwareParams":
@@ -57,11 +64,13 @@ def iter_object_aware(predictor: Predictor, rgb: np.ndarray, detector, params: O
     yield Progress(1, total, f"{len(boxes)} objects found; encoding the image")
     features = embedding if embedding is not None else predictor.encode(rgb)
     predictor.set_embedding(features, rgb.shape[:2])
+    step = params.points_per_batch
     parts = []
-    for b, start in enumerate(range(0, len(boxes), params.points_per_batch)):
-        batch = boxes[start:start + params.points_per_batch]
-        parts.append(_decode_boxes(predictor, batch, params))
-        yield Progress(2 + b, total, f"decoding boxes {start + len(batch)}/{len(boxes)}")
+    work = ordered_map(lambda start: _decode_boxes(predictor, boxes[start:start + step], params),
+                       range(0, len(boxes), step), decode_workers(params.decode_workers))
+    for b, part in enumerate(work):
+        parts.append(part)
+        yield Progress(2 + b, total, f"decoding boxes {min((b + 1) * step, len(boxes))}/{len(boxes)}")
     data = Candidates.concat(parts)
     if params.box_nms_thresh is not None and len(data):
         data = data.filter(nms(data.boxes, data.iou, params.box_nms_thresh))

@@ -9,6 +9,16 @@ from ..predictor import Predictor
 from .candidates import Candidates
 from .masks import encode_batch, stability_score
 
+#: Full-resolution float32 logits upsampled at once: room for 64 masks of a 1024 x 1024 image
+#: (the default chunk of 16 applies), 4 of a 4096 x 4096 one.  Results do not depend on it.
+UPSAMPLE_BUDGET_BYTES = 256 << 20
+
+
+def fit_chunk(chunk: int, image_shape: tuple[int, int]) -> int:
+    """At most ``chunk`` masks, and no more than the budget allows at ``image_shape`` (H, W)."""
+    per_mask = 4 * int(image_shape[0]) * int(image_shape[1])
+    return max(1, min(int(chunk), UPSAMPLE_BUDGET_BYTES // max(per_mask, 1)))
+
 
 def candidates_from_lowres(predictor: Predictor, low_res: torch.Tensor, iou: torch.Tensor,
                            crop_box, orig_size, stability_thresh: float, stability_offset: float,
@@ -24,7 +34,7 @@ def candidates_from_lowres(predictor: Predictor, low_res: torch.Tensor, iou: tor
     points = np.full((n, 2), np.nan) if points is None else np.asarray(points, dtype=float)
     prompt_boxes = np.full((n, 4), np.nan) if prompt_boxes is None else np.asarray(prompt_boxes, float)
     parts = []
-    for idx in torch.arange(n).split(chunk):
+    for idx in torch.arange(n).split(fit_chunk(chunk, predictor.original_size)):
         rows = idx.numpy()
         parts.append(_chunk(predictor, low_res[idx], iou[idx], points[rows], prompt_boxes[rows],
                             crop_box, orig_size, stability_thresh, stability_offset))

@@ -1,0 +1,80 @@
+"""Model and detector pickers of the everything widget.
+
+``EverythingModelPanel`` is the interactive widget's :class:`ModelPanel` listing the models
+the chosen method can run (promptable models for grid / object-aware, FastSAM networks for
+fastsam).  ``DetectorRow`` picks the MobileSAMv2 detector file (empty = the cache).
+"""
+from __future__ import annotations
+
+from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLineEdit, QPushButton, QWidget
+
+from ..engine.everything.presets import DEFAULT_MODEL, DETECTOR_NAME
+from ..engine.weights import weights_present
+from ..models import registry
+from .model_panel import ModelPanel
+
+
+def models_for(method: str) -> list[str]:
+    task = registry.INSTANCE if method == "fastsam" else registry.PROMPTABLE
+    return [name for name, spec in registry.REGISTRY.items() if spec.task == task]
+
+
+class EverythingModelPanel(ModelPanel):
+    """ModelPanel whose list follows the method (see :meth:`set_method`)."""
+
+    def __init__(self, parent=None):
+        self.method = "grid"
+        super().__init__(parent)
+
+    def set_method(self, method: str) -> None:
+        if method == self.method:
+            return
+        old_task = "fastsam" if self.method == "fastsam" else "sam"
+        self.method = method
+        if old_task != ("fastsam" if method == "fastsam" else "sam"):
+            self.model_combo.clear()  # another family: propose its default
+            self.refresh_models()
+            if DEFAULT_MODEL[method] in models_for(method):
+                self.model_combo.setCurrentText(DEFAULT_MODEL[method])
+            self.checkpoint_edit.clear()
+
+    def refresh_models(self) -> None:
+        current = self.model_combo.currentText()
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        self.model_combo.addItems(models_for(self.method))
+        if current and current in models_for(self.method):
+            self.model_combo.setCurrentText(current)
+        self.model_combo.blockSignals(False)
+        self.update_info()
+
+
+class DetectorRow(QWidget):
+    """A file field for ObjectAwareModel.pt with a Browse button."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.edit = QLineEdit()
+        self.edit.setToolTip(registry.get_spec(DETECTOR_NAME).download_hint)
+        self.browse = QPushButton("Browse…")
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.edit)
+        row.addWidget(self.browse)
+        self.browse.clicked.connect(self._browse)
+        self.update_placeholder()
+
+    @property
+    def path(self) -> str:
+        return self.edit.text().strip()
+
+    def update_placeholder(self) -> None:
+        cached = weights_present(DETECTOR_NAME)
+        self.edit.setPlaceholderText("empty: ObjectAwareModel.pt from the cache" if cached else
+                                     "ObjectAwareModel.pt (not in the cache: choose the file)")
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "MobileSAMv2 detector (ObjectAwareModel.pt)",
+                                              "", "Checkpoints (*.pt *.pth);;All files (*)")
+        if path:
+            self.edit.setText(path)

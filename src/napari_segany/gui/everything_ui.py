@@ -1,0 +1,75 @@
+"""The controls of the Segment Everything widget and their layout (no behaviour here)."""
+from __future__ import annotations
+
+from qtpy.QtWidgets import (
+    QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+    QProgressBar, QPushButton, QVBoxLayout,
+)
+
+from .everything_model import DetectorRow, EverythingModelPanel
+from .everything_params import METHOD_TITLES, FilterPanel, MethodParams
+
+SCOPES = ("Shown slice", "All slices")
+
+
+def build_controls(w) -> None:
+    """Create the widget's controls as attributes of ``w`` and lay them out."""
+    w.image_combo = QComboBox()
+    w.channel_check = QCheckBox("first axis is channels")
+    w.channels_edit = QLineEdit("0,1,2")
+    w.channels_edit.setToolTip("Up to 3 channels, shown to the model as R, G, B")
+    w.scope_combo = QComboBox()
+    w.scope_combo.addItems(SCOPES)
+    w.method_combo = QComboBox()
+    w.method_combo.addItems(list(METHOD_TITLES.values()))
+    w.model_panel = EverythingModelPanel()
+    w.detector_row = DetectorRow()
+    w.detector_label = QLabel("Detector")
+    w.params = MethodParams()
+    w.run_button = QPushButton("Segment everything")
+    w.cancel_button = QPushButton("Cancel")
+    w.progress = QProgressBar()
+    w.progress.setRange(0, 1000)
+    w.filters = FilterPanel()
+    w.count_label = QLabel("No result yet.")
+    w.target_combo = QComboBox()
+    w.preserve_check = QCheckBox("Preserve existing labels")
+    w.preserve_check.setChecked(True)
+    w.commit_button = QPushButton("Commit to Labels")
+    w.status_label = QLabel("Pick an image and a method, then Segment everything.")
+    w.status_label.setWordWrap(True)
+
+    data = QGroupBox("Data")
+    form = QFormLayout(data)
+    form.addRow("Image", w.image_combo)
+    channels = QHBoxLayout()
+    channels.addWidget(w.channel_check)
+    channels.addWidget(w.channels_edit)
+    form.addRow("", channels)
+    form.addRow("Run on", w.scope_combo)
+    method = QGroupBox("Method")
+    mform = QFormLayout(method)
+    mform.addRow("Method", w.method_combo)
+    mform.addRow(w.model_panel)
+    mform.addRow(w.detector_label, w.detector_row)
+    mform.addRow(w.params)
+    run_row = QHBoxLayout()
+    run_row.addWidget(w.run_button)
+    run_row.addWidget(w.cancel_button)
+    filters = QGroupBox("Filters (live)")
+    fbox = QVBoxLayout(filters)
+    fbox.addWidget(w.filters)
+    fbox.addWidget(w.count_label)
+    commit = QGroupBox("Commit")
+    cform = QFormLayout(commit)
+    cform.addRow("Into", w.target_combo)
+    cform.addRow(w.preserve_check)
+    cform.addRow(w.commit_button)
+    layout = QVBoxLayout(w)
+    for box in (data, method):
+        layout.addWidget(box)
+    layout.addLayout(run_row)
+    layout.addWidget(w.progress)
+    for box in (filters, commit, w.status_label):
+        layout.addWidget(box)
+    layout.addStretch(1)
