@@ -79,7 +79,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     if args.no_onednn:
-        tiny_vit.ONEDNN_ENABLED = False
+        tiny_vit.fast_ops.ONEDNN_ENABLED = False
     encoder = tiny_vit.TinyViT(img_size=args.image_size).eval()
     synthesize_(encoder)
     x = torch.randn(1, 3, args.image_size, args.image_size,

@@ -187,7 +187,7 @@ def test_fast_path_without_onednn_matches(small_input, monkeypatch):
     model = small_tiny_vit()
     with torch.inference_mode():
         ref = model.forward_reference(small_input)
-        monkeypatch.setattr(tiny_vit, "ONEDNN_ENABLED", False)
+        monkeypatch.setattr(tiny_vit.fast_ops, "ONEDNN_ENABLED", False)
         assert not tiny_vit.onednn_fusion_available()
         fallback = model(small_input)
     assert max_abs(fallback, ref) <= NOISE
