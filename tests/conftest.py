@@ -2,19 +2,10 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("NAPARI_SEGANY_SHARED", REPO.parent / "shared"))
-PARITY = SHARED / "parity"
-
-needs_parity = pytest.mark.skipif(
-    not (PARITY / "synth.py").exists(),
-    reason=f"parity data not found at {PARITY} (a user's clone has no ../shared; CI has it)",
-)
+from _paths import PARITY
 
 
 def _load_synth():

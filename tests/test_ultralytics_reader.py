@@ -205,7 +205,7 @@ def test_stand_in_modules_give_a_state_dict(tmp_path):
 @pytest.fixture
 def parity_or_crafted(tmp_path):
     """A real-format file when ../shared is there, else a small crafted torch zip."""
-    from conftest import PARITY
+    from _paths import PARITY
 
     real = PARITY / "fastsam_s" / REAL_FILES["fastsam_s"]
     if real.is_file():
