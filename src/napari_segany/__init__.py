@@ -24,8 +24,10 @@ _API = {
     "get_spec": "napari_segany.models.registry",
     "REGISTRY": "napari_segany.models.registry",
     "segment_everything": "napari_segany.engine.everything",
+    "iter_segment_everything": "napari_segany.engine.everything",
     "detect_objects": "napari_segany.engine.detection",
     "propagate": "napari_segany.engine.propagation",
+    "iter_propagate": "napari_segany.engine.propagation",
 }
 
 __all__ = ["__version__", *_API]
