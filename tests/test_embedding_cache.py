@@ -1,6 +1,7 @@
 """The embedding cache: keys, LRU under a byte budget, a backing store, encoding with progress."""
 from __future__ import annotations
 
+import hashlib
 import threading
 
 import numpy as np
@@ -108,7 +109,8 @@ def test_model_identity_names_the_checkpoint_file(tmp_path):
     path.write_bytes(b"x")
     model.checkpoint_path = str(path)
     first = model_identity(model)
-    assert first.startswith("fake_sam|") and str(path.resolve()) in first
+    # content, not path: the file's sha256 (napari-segany-store relies on it)
+    assert first == "fake_sam|sha256:" + hashlib.sha256(b"x").hexdigest()
     path.write_bytes(b"xy")  # a new file under the same name is another model
     assert model_identity(model) != first
 
@@ -139,6 +141,9 @@ def test_iter_encode_reports_progress_and_returns_the_embedding():
 def test_iter_encode_cancels_between_blocks():
     predictor = Predictor(fake_model())
     cancel = threading.Event()
+    # hold the encoder thread before block 2 until the test has cancelled (no race)
+    predictor.model.image_encoder.blocks[1].register_forward_pre_hook(
+        lambda *_: cancel.wait(timeout=10))
     gen = iter_encode(predictor, np.zeros((40, 50, 3), np.uint8), cancel)
     next(gen)
     cancel.set()

@@ -9,9 +9,9 @@ import logging
 import sys
 
 from ..engine.errors import SegAnyError
-from . import models_cmd
+from . import embed_cmd, everything_cmd, models_cmd
 
-COMMANDS = [models_cmd]
+COMMANDS = [models_cmd, everything_cmd, embed_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

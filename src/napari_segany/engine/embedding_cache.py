@@ -4,14 +4,16 @@ An embedding depends on four things, and the key holds exactly those:
 
 * the 2D image slice: a digest of its bytes + shape + dtype (:func:`slice_digest`), so an
   edited slice gets a new key by itself, whatever the layer or the slice index was;
-* the model: registry name + checkpoint identity (:func:`model_identity`);
+* the model: registry name + checkpoint content digest (:func:`model_identity`);
 * the normalisation: the contrast limits used to map the slice to uint8 (None = automatic);
-* the tiling (None for now: one embedding of the whole slice).
+* the tiling: None for the whole slice, else ``(tile, halo, ny, nx, row, col)`` of one tile
+  (:meth:`napari_segany.engine.tiling.TileGrid.key`).
 
 Memory: one SAM embedding is (1, 256, 64, 64) float32 = 4 MiB; the default budget of
 :data:`DEFAULT_BUDGET_BYTES` (1 GiB) keeps about 250 slices.  Least recently used entries go
-first; an optional ``backing_store`` (anything with ``get(key)`` / ``put(key, entry)``, e.g. a
-zarr store a colleague adds) is asked on a miss and fed on every ``put``.
+first; an optional ``backing_store`` (anything with ``get(key)`` / ``put(key, entry)``, e.g.
+:class:`~napari_segany.engine.embedding_store.EmbeddingStore`, the on-disk zarr store) is
+asked on a miss and fed on every ``put``.
 """
 from __future__ import annotations
 
@@ -19,7 +21,6 @@ import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -73,16 +74,14 @@ def slice_digest(image: np.ndarray) -> str:
 
 
 def model_identity(model) -> str:
-    """Registry name + the checkpoint it was loaded from (path, size, mtime when a file)."""
+    """Registry name + the weights' content: ``"name|sha256:<hex>"`` (see
+    :mod:`.checkpoint_digest`: a file's sha256, remembered per path/size/mtime, or a digest
+    of tensors given in memory), so a moved checkpoint keeps its keys and a replaced one
+    never reuses them.  The on-disk store relies on this being content, not a path."""
+    from .checkpoint_digest import model_digest
+
     name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
-    source = str(getattr(model, "checkpoint_path", ""))
-    path = Path(source)
-    if source and path.is_file():
-        stat = path.stat()
-        source = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-    elif not source:
-        source = f"id{id(model)}"  # weights of unknown origin: only this very model object
-    return f"{name}|{source}"
+    return f"{name}|{model_digest(model)}"
 
 
 def normalisation_key(contrast_limits) -> tuple[float, float] | None:

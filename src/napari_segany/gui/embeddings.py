@@ -79,7 +79,7 @@ class EmbeddingManager:
             return
         for index in indices:
             key = self.key_for(source, index)
-            if key not in self.cache:
+            if key not in self.cache and self.cache.get(key) is None:  # get: the disk store too
                 self.prefetch_job = self._start(source, index, key, prefetch=True)
                 return
 

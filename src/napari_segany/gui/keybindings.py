@@ -1,6 +1,6 @@
 """Keyboard shortcuts of the widget: C commit, Shift+C discard, T toggle the sign of the next
-points, N next mask candidate; on the prompt layers only, Ctrl+Z removes the last prompt or
-undoes the last commit.
+points, N next mask candidate, Shift+S propagate the last committed object through z / t;
+on the prompt layers only, Ctrl+Z removes the last prompt or undoes the last commit.
 
 They are bound on the viewer and on the two prompt layers (the active layer's bindings win
 over the viewer's in napari, and the Points layer is active while clicking).  The functions
@@ -15,6 +15,7 @@ SHORTCUTS = {
     "Shift-C": ("discard", "Discard the current object(s)"),
     "T": ("toggle_sign", "Toggle positive / negative for the next points"),
     "N": ("next_candidate", "Show the next mask candidate"),
+    "Shift-S": ("propagate", "Propagate the last committed object through z / t"),
 }
 #: Bound on the prompt layers only: elsewhere Ctrl+Z keeps napari's meaning.
 PROMPT_LAYER_SHORTCUTS = {

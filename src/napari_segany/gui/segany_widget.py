@@ -8,6 +8,7 @@ Scripting (a notebook user can do everything a GUI user does)::
     masks = w.segment(points=[[120, 80]])          # (row, col) on the shown slice; waits
     w.next_candidate()                             # another of the 3 candidates
     ids = w.commit()                               # new label ids, undo with labels.undo()
+    w.propagate(wait=True)                         # that object through z / t (Shift+S)
 
 Threads: the model loads and the embedding is computed in napari workers (progress bar,
 Cancel); the decoder runs in a worker too, latest prompts first (see ``decoding.py``).
@@ -19,7 +20,7 @@ import time
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QApplication, QComboBox, QWidget
+from qtpy.QtWidgets import QApplication, QComboBox, QGroupBox, QVBoxLayout, QWidget
 
 from ..engine.embedding_cache import EmbeddingCache
 from ..engine.errors import ImageError, PromptError, SegAnyError
@@ -32,7 +33,9 @@ from .keybindings import bind_shortcuts
 from .labels_io import PREVIEW_NAME, LabelsWriter, PreviewLayer, ensure_labels
 from .decoding import DecodeQueue
 from .prompt_layers import BOXES_NAME, POINTS_NAME, PromptLayers
+from .propagation_panel import PropagationPanel
 from .segany_ui import build_controls
+from .store_panel import StorePanel
 from .workers import start_model_load
 
 DECODE_DEBOUNCE_MS = 15  # coalesces the bursts of events of one edit (add + select + ...)
@@ -115,7 +118,9 @@ class SegAnyWidget(QWidget):
     def compute_embedding(self, wait: bool = True) -> None:
         """Embed the shown slice now (otherwise it happens at the first prompt)."""
         self._require_image()
-        if self._require_model() and self.embeddings.request(self.source, self._shown_index()) is None and wait:
+        if not self._require_model() or self.store_panel.embed_all_tiles(wait):
+            return  # no model yet, or a large slice: all its tiles
+        if self.embeddings.request(self.source, self._shown_index()) is None and wait:
             self.wait()
 
     def commit(self, preserve: bool | None = None) -> list[int]:
@@ -158,6 +163,11 @@ class SegAnyWidget(QWidget):
         self._show_masks()
         return mask
 
+    def propagate(self, object_id: int | None = None, wait: bool = False):
+        """Propagate a committed object (default: the last one) from the shown slice through
+        z or t with the Propagate section's settings; one undo step (see propagation_panel)."""
+        return self.propagation.propagate(object_id, wait=wait)
+
     def toggle_sign(self) -> bool:
         positive = self.prompts.toggle_sign()
         self._update_sign_label()
@@ -189,6 +199,14 @@ class SegAnyWidget(QWidget):
     # ============================ UI =======================================================
     def _build_ui(self) -> None:
         build_controls(self)
+        self.propagation = PropagationPanel(self)
+        box = QGroupBox("Propagate through z / t")
+        QVBoxLayout(box).addWidget(self.propagation)
+        self.layout().insertWidget(self.layout().indexOf(self.status_label), box)
+        self.store_panel = StorePanel(self)  # on-disk store + tiling of large slices
+        store_box = QGroupBox("Embeddings on disk and tiling")
+        QVBoxLayout(store_box).addWidget(self.store_panel)
+        self.layout().insertWidget(self.layout().indexOf(self.status_label), store_box)
         self._set_embedding_busy(False)
         self._update_sign_label()
 
@@ -272,6 +290,7 @@ class SegAnyWidget(QWidget):
             _disconnect_image(self.source.layer, self)
         self.embeddings.cancel()
         self.source = source
+        self.store_panel.attach(layer)
         self.prompts.attach(source)
         self.preview.attach(source)
         self._attach_labels(fitting_only=True)
@@ -295,6 +314,7 @@ class SegAnyWidget(QWidget):
             return
         self.writer.attach(layer)
         self.labels_combo.setCurrentText(layer.name)
+        self.propagation.sync()
         if self.prompts.alive():  # keep the prompts and the preview drawn on top
             for own in (self.preview.layer, self.prompts.boxes, self.prompts.points):
                 self.viewer.layers.move(self.viewer.layers.index(own), len(self.viewer.layers))
@@ -374,6 +394,8 @@ class SegAnyWidget(QWidget):
 
     def _use_embedding(self, index) -> bool:
         """Make the predictor hold the slice's embedding; False while it is being computed."""
+        if self.store_panel.use_tiles(index):
+            return True  # a large slice: the tiled session embeds tiles as prompts need them
         try:
             key = self.embeddings.key_for(self.source, index)
             if getattr(self, "_embedded_key", None) == key:
@@ -461,6 +483,8 @@ class SegAnyWidget(QWidget):
         return False
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        self.propagation.cancel()
+        self.store_panel.cancel()
         self.embeddings.cancel()
         self.embeddings.cancel_prefetch()
         super().closeEvent(event)

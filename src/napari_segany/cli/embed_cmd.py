@@ -1,0 +1,223 @@
+"""``napari-segany embed``: precompute image embeddings into a store, resumably.
+
+    napari-segany embed stack.tif --model mobile_sam --out ~/embeddings
+    napari-segany embed slide.tif --model sam_vit_b --out store/ --tile 1024 --halo 128
+
+Every plane of the inputs (TIFF, PNG/JPEG, NPY; (N, H, W[, 3]) arrays are N planes) is
+embedded into the zarr store; planes larger than the tiling threshold are embedded tile by
+tile.  Each slice/tile is marked done as soon as it is on disk, so an interrupted run (Ctrl+C,
+a crash) is resumed by running the same command again: finished work is skipped.
+
+The store is found again by the napari widget (and the API) from the slice pixels, the model
+weights and the normalisation.  The default normalisation is napari's default contrast
+limits for the file (0..255 for uint8, else the data range), so the widget reuses the store
+without settings; with ``--contrast LO HI``, give the layer the same contrast limits.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EXAMPLES = """examples:
+  napari-segany embed stack.tif --model mobile_sam --out embeddings/
+  napari-segany embed slide.tif --model sam_vit_b --checkpoint sam_vit_b_01ec64.pth \\
+      --out embeddings/ --tile 1024 --halo 128
+Run the same command again to resume after an interruption."""
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("embed", help="precompute image embeddings into a store (resumable)",
+                       description="Precompute image embeddings into an on-disk store.",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", type=Path, help="image or stack files (TIFF/PNG/JPEG/NPY)")
+    p.add_argument("--out", type=Path, help="store folder (default: the user cache store, "
+                   "see docs/embeddings.md)")
+    p.add_argument("--model", default="mobile_sam", help="registry model (default: %(default)s)")
+    p.add_argument("--checkpoint", type=Path, help="weights file of --model (default: cache/download)")
+    p.add_argument("--device", help="cpu, cuda or mps (default: the fastest available)")
+    t = p.add_argument_group("tiling (as the widget: large planes are tiled)")
+    t.add_argument("--tile", type=int, help="tile side in pixels (default: the model input, 1024)")
+    t.add_argument("--halo", type=int, help="context around each tile core (default: tile / 8, 128)")
+    t.add_argument("--tile-threshold", type=int, help="tile planes whose longest side exceeds "
+                   "this (default: 2 x the model input, at least 2048)")
+    t.add_argument("--no-tiling", action="store_true", help="embed every plane whole (downscaled)")
+    p.add_argument("--contrast", nargs=2, type=float, metavar=("LO", "HI"),
+                   help="intensity mapped to black/white (default: napari's default contrast "
+                   "limits of the file: 0..255 for uint8, else its data range)")
+    p.add_argument("--dtype", choices=("float16", "float32"), default="float16",
+                   help="stored precision (%(default)s: half the disk; see docs/embeddings.md)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run_embed, parser=p)
+
+
+def run_embed(args) -> int:
+    from ..engine.embedding_store import EmbeddingStore, default_store_dir
+    from ..engine.errors import SegAnyError
+    from ..engine.weights import load_model
+    from ..models.registry import PROMPTABLE, get_spec
+
+    if get_spec(args.model).task != PROMPTABLE:
+        args.parser.error(f"--model {args.model} has no image encoder to precompute; use a "
+                          "promptable model (mobile_sam, sam_vit_b, efficient_sam_vitt...).")
+    tile = args.tile or get_spec(args.model).input_size
+    halo = tile // 8 if args.halo is None else args.halo
+    if tile < 32 or halo < 0 or tile - 2 * halo < 16:
+        args.parser.error(f"--tile {tile} with --halo {halo} leaves no core: use "
+                          "--tile >= 32 and --halo <= (tile - 16) / 2.")
+    for path in args.inputs:
+        if not path.expanduser().is_file():
+            raise FileNotFoundError(f"{path} is not an image file.")
+    store = EmbeddingStore(args.out or default_store_dir(), dtype=args.dtype)
+    store.remove_stale_partials()
+    model = load_model(args.model, checkpoint=args.checkpoint, device=args.device)
+    try:
+        plan = [unit for path in args.inputs for unit in plan_units(path, model, store, args)]
+    except ValueError as exc:
+        if isinstance(exc, SegAnyError):
+            raise
+        args.parser.error(str(exc))
+    return embed_units(plan, store, quiet=args.quiet, stream=sys.stderr)
+
+
+@dataclass
+class Unit:
+    """One plane to embed: whole (``key``) or tile by tile (``tiled``); ``todo`` lists what is
+    not in the store yet (tiles, or [None] for a whole plane)."""
+
+    path: Path
+    index: tuple
+    plane: object
+    contrast: tuple
+    model: object
+    tiled: object = None  # TiledPredictor
+    key: object = None  # EmbeddingKey of the whole plane
+    skipped: int = 0
+    todo: list = field(default_factory=list)
+
+
+def plan_units(path: Path, model, store, args) -> list[Unit]:
+    """Read a file and list, per plane, what is not in the store yet (hashing each plane)."""
+    from ..engine.embedding_cache import EmbeddingCache, EmbeddingKey, model_identity, slice_digest
+    from ..engine.image_io import plane_layout, read_image
+    from ..engine.tiled_predictor import TiledPredictor
+    from ..engine.tiling import needs_tiling
+
+    image = read_image(path)
+    layout = plane_layout(image.shape)
+    contrast = tuple(args.contrast) if args.contrast else napari_contrast_limits(image, layout.rgb)
+    units = []
+    for index in layout.indices():
+        plane = image[index]
+        unit = Unit(path, index, plane, contrast, model)
+        digest = slice_digest(plane)
+        if not args.no_tiling and needs_tiling(plane.shape[:2], model.spec.input_size,
+                                               args.tile_threshold):
+            # A small private cache: tiles go to the store, not to RAM.
+            unit.tiled = TiledPredictor(model, args.tile, args.halo,
+                                        cache=EmbeddingCache(64 << 20, store))
+            unit.tiled.set_image(plane, contrast, digest=digest)
+            tiles = unit.tiled.grid.tiles()
+            unit.todo = [rc for rc in tiles if not store.has(unit.tiled.tile_key(*rc))]
+            unit.skipped = len(tiles) - len(unit.todo)
+        else:
+            unit.key = EmbeddingKey(digest, model_identity(model), contrast, None)
+            done = store.has(unit.key)
+            unit.skipped, unit.todo = int(done), [] if done else [None]
+        units.append(unit)
+    return units
+
+
+def embed_units(units: list[Unit], store, quiet: bool = False, stream=None) -> int:
+    """Embed what the plan lists, with one progress bar; every finished unit is stored."""
+    from tqdm import tqdm
+
+    from ..engine.progress import run
+
+    total = sum(len(u.todo) for u in units)
+    skipped = sum(u.skipped for u in units)
+    if skipped:
+        print(f"{skipped} embedding(s) already in the store: skipped.", file=stream)
+    bar = tqdm(total=total, file=stream, disable=quiet, unit="emb",
+               bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total} {elapsed}<{remaining}")
+    try:
+        for unit in units:
+            if not unit.todo:
+                continue
+            bar.set_description(f"{unit.path.name}{list(unit.index) if unit.index else ''}")
+            start, n = bar.n, len(unit.todo)
+            step = _bar_stepper(bar, start)
+            if unit.tiled is not None:
+                run(unit.tiled.iter_embed(unit.todo), lambda r: step(r.fraction * n))
+            else:
+                _embed_whole(unit, store, step)
+            bar.update(start + n - bar.n)
+    finally:
+        bar.close()
+    print(f"{total} embedding(s) computed, {skipped} reused, in {store.root}; normalisation: "
+          f"contrast limits {_limits_text(units)}.", file=stream)
+    return 0
+
+
+def _embed_whole(unit: Unit, store, step) -> None:
+    from ..engine.embedding_cache import CachedEmbedding
+    from ..engine.encoding import iter_encode
+    from ..engine.intensity import to_uint8_rgb
+    from ..engine.predictor import Predictor
+    from ..engine.progress import run
+
+    rgb = to_uint8_rgb(unit.plane, unit.contrast)
+    features = run(iter_encode(Predictor(unit.model), rgb), lambda r: step(r.fraction))
+    store.put(unit.key, CachedEmbedding(features.detach(), rgb.shape[:2]))
+
+
+def _bar_stepper(bar, start):
+    def step(done: float) -> None:
+        bar.update(max(0.0, start + done - bar.n))
+    return step
+
+
+def _limits_text(units: list[Unit]) -> str:
+    limits = sorted({tuple(u.contrast) for u in units})
+    return ", ".join(f"({lo:g}, {hi:g})" for lo, hi in limits) + \
+        " (give a napari layer these contrast limits to reuse the store)"
+
+
+def napari_contrast_limits(data, rgb: bool) -> tuple[float, float]:
+    """napari's default contrast limits of a layer holding ``data`` (layer_utils.calc_data_range,
+    reproduced without importing napari): 0..255 for uint8, else the data range (for arrays
+    over 1e7 values: the range of the first, middle and last planes, or of 62 x 62 central
+    patches of them when the planes are large)."""
+    import numpy as np
+
+    if data.dtype == np.uint8:
+        return 0.0, 255.0
+    if data.ndim < 3 or data.size <= 1e7:
+        reduced = [data]
+    else:
+        offset = 2 + int(rgb)
+        lead = data.shape[:-offset]
+        idxs = [(0,) * len(lead), tuple(s // 2 for s in lead), tuple(s - 1 for s in lead)]
+        plane = data.shape[-offset:]
+        if np.prod(plane) > 1e7 and plane[0] > 64 and plane[1] > 64:
+            cy, cx = plane[0] // 2, plane[1] // 2
+            patch = (slice(cy - 31, cy + 31), slice(cx - 31, cx + 31))
+            reduced = [data[idx + patch] for idx in idxs]
+        else:
+            reduced = [data[idx] for idx in idxs]
+    lo = min(_finite(r, np.min) for r in reduced)
+    hi = max(_finite(r, np.max) for r in reduced)
+    if lo == hi:
+        lo, hi = min(lo, 0), max(hi, 1)
+    return float(lo), float(hi)
+
+
+def _finite(array, reduce):
+    import numpy as np
+
+    value = reduce(array)
+    if not np.isfinite(value):
+        finite = array[np.isfinite(array)]
+        return reduce(finite) if finite.size else 0
+    return value
