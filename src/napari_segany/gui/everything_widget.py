@@ -17,12 +17,11 @@ filters and commits run on the main thread (they only re-select and paint stored
 from __future__ import annotations
 
 import itertools
-import time
 
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QApplication, QComboBox, QWidget
+from qtpy.QtWidgets import QComboBox, QWidget
 
 from ..engine.embedding_cache import EmbeddingCache
 from ..engine.errors import ImageError, SegAnyError
@@ -32,7 +31,7 @@ from .everything_params import METHOD_TITLES
 from .everything_ui import build_controls
 from .image_slice import ImageSource
 from .labels_io import LABELS_NAME, PREVIEW_NAME, LabelsWriter, ensure_labels
-from .workers import start_model_load
+from .workers import process_events_until, start_model_load
 
 FILTER_DEBOUNCE_MS = 60
 NEW_LABELS = "<new Labels layer>"
@@ -148,13 +147,8 @@ class EverythingWidget(QWidget):
 
     def wait(self, timeout: float = 1800.0) -> None:
         """Process Qt events until no job or model load runs."""
-        end = time.monotonic() + timeout
-        while self.busy or self._filter_timer.isActive():
-            if time.monotonic() > end:
-                raise TimeoutError("The Segment Everything widget is still busy.")
-            QApplication.processEvents()
-            time.sleep(0.005)
-        QApplication.processEvents()
+        process_events_until(lambda: not (self.busy or self._filter_timer.isActive()),
+                             timeout, "The Segment Everything widget", poll=0.005)
 
     # ============================ UI =======================================================
     def _build_ui(self) -> None:

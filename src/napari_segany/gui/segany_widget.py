@@ -15,12 +15,11 @@ Cancel); the decoder runs in a worker too, latest prompts first (see ``decoding.
 """
 from __future__ import annotations
 
-import time
 
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QApplication, QComboBox, QGroupBox, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QGroupBox, QVBoxLayout, QWidget
 
 from ..engine.embedding_cache import EmbeddingCache
 from ..engine.errors import ImageError, PromptError, SegAnyError
@@ -36,7 +35,7 @@ from .prompt_layers import BOXES_NAME, POINTS_NAME, PromptLayers
 from .propagation_panel import PropagationPanel
 from .segany_ui import build_controls
 from .store_panel import StorePanel
-from .workers import start_model_load
+from .workers import process_events_until, start_model_load
 
 DECODE_DEBOUNCE_MS = 15  # coalesces the bursts of events of one edit (add + select + ...)
 CONTRAST_DEBOUNCE_MS = 400  # a contrast slider drag re-embeds once, when it stops
@@ -188,13 +187,8 @@ class SegAnyWidget(QWidget):
 
     def wait(self, timeout: float = 600.0) -> None:
         """Process Qt events until no model load, foreground embedding or decode runs."""
-        end = time.monotonic() + timeout
-        while self.busy or self._decode_timer.isActive():
-            if time.monotonic() > end:
-                raise TimeoutError("The Segment Anything widget is still busy.")
-            QApplication.processEvents()
-            time.sleep(0.002)
-        QApplication.processEvents()
+        process_events_until(lambda: not (self.busy or self._decode_timer.isActive()),
+                             timeout, "The Segment Anything widget")
 
     # ============================ UI =======================================================
     def _build_ui(self) -> None:

@@ -8,6 +8,7 @@ one block, and the worker then reports :class:`~napari_segany.engine.errors.Canc
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -89,3 +90,20 @@ def start_decode(session, prompts, *, on_done, on_error):
     worker.errored.connect(on_error)
     worker.start()
     return worker
+
+
+def process_events_until(done: Callable[[], bool], timeout: float, what: str,
+                         poll: float = 0.002) -> None:
+    """Keep the Qt event loop running (workers report through it) until ``done()``.
+
+    For scripts and tests that drive a widget synchronously; raises TimeoutError naming
+    ``what`` after ``timeout`` seconds."""
+    from qtpy.QtWidgets import QApplication
+
+    end = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > end:
+            raise TimeoutError(f"{what} is still busy after {timeout:.0f} s.")
+        QApplication.processEvents()
+        time.sleep(poll)
+    QApplication.processEvents()

@@ -1,28 +1,14 @@
-"""Small blocks shared by the EfficientSAM encoder, transformer and decoder."""
+"""Small blocks shared by the EfficientSAM encoder, transformer and decoder.
+
+``LayerNorm2d`` is SAM's (same maths); it is re-exported here for the encoder's neck.
+"""
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
+from ..sam.common import LayerNorm2d
 
-class LayerNorm2d(nn.Module):
-    """LayerNorm over the channel axis of a (B, C, H, W) tensor.
-
-    Written out (mean, variance, sqrt) exactly like the official code rather than via
-    ``F.layer_norm`` on a permuted tensor, so the float32 rounding matches the reference.
-    """
-
-    def __init__(self, num_channels: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(num_channels))
-        self.bias = nn.Parameter(torch.zeros(num_channels))
-        self.eps = eps
-
-    def forward(self, x: Tensor) -> Tensor:
-        u = x.mean(1, keepdim=True)
-        s = (x - u).pow(2).mean(1, keepdim=True)
-        x = (x - u) / torch.sqrt(s + self.eps)
-        return self.weight[:, None, None] * x + self.bias[:, None, None]
+__all__ = ["LayerNorm2d", "MLPBlock"]
 
 
 class MLPBlock(nn.Module):

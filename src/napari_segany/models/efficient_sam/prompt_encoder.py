@@ -16,10 +16,11 @@ label  meaning                          added embedding
 """
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import Tensor, nn
+
+from ..sam.prompt_encoder import PositionEmbeddingRandom  # the same random-Fourier features
 
 #: label value -> name of the embedding that is added to the point's PE
 LABEL_EMBEDDINGS = {
@@ -29,37 +30,6 @@ LABEL_EMBEDDINGS = {
     3: "bbox_bottom_right_embeddings",
 }
 VALID_LABELS = (-1, 0, 1, 2, 3)
-
-
-class PositionEmbeddingRandom(nn.Module):
-    """Random Fourier features of 2-D coordinates (persistent Gaussian matrix, 2 x F)."""
-
-    def __init__(self, num_pos_feats: int = 128) -> None:
-        super().__init__()
-        self.register_buffer("positional_encoding_gaussian_matrix", torch.randn(2, num_pos_feats))
-
-    def _pe_encoding(self, coords: Tensor) -> Tensor:
-        """(..., 2) x/y in [0, 1] -> (..., 2F) = [sin, cos]."""
-        coords = 2 * coords - 1
-        coords = coords @ self.positional_encoding_gaussian_matrix
-        coords = 2 * math.pi * coords
-        return torch.cat([torch.sin(coords), torch.cos(coords)], dim=-1)
-
-    def forward(self, size: tuple[int, int]) -> Tensor:
-        """Dense PE of an (h, w) grid of cell centres -> (2F, h, w)."""
-        h, w = size
-        device = self.positional_encoding_gaussian_matrix.device
-        # (i + 0.5) is exact in float32, identical to the official cumsum(ones) - 0.5
-        y = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h
-        x = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w
-        grid = torch.stack(torch.broadcast_tensors(x[None, :], y[:, None]), dim=-1)  # (h, w, 2)
-        return self._pe_encoding(grid).permute(2, 0, 1)
-
-    def forward_with_coords(self, coords: Tensor, image_size: tuple[int, int]) -> Tensor:
-        """(B, N, 2) x/y in pixels of an (H, W) frame -> (B, N, 2F)."""
-        h, w = image_size
-        coords = torch.stack([coords[..., 0] / w, coords[..., 1] / h], dim=-1)
-        return self._pe_encoding(coords.float())
 
 
 class PromptEncoder(nn.Module):
