@@ -94,6 +94,35 @@ def test_refinement_click_reuses_the_embedding_and_feeds_back_logits(open_widget
     monkeypatch.setattr(widget.predictor, "encode", encode)
 
 
+def test_refinement_is_optional_and_off_for_models_without_mask_prompts(
+        open_widget, tiny_checkpoint, monkeypatch):
+    """The 'Refine with the previous mask' box: unticked, an added point decodes without
+    mask_input; a model that takes no mask prompt (EfficientSAM) disables the box."""
+    import dataclasses
+
+    from napari_segany.models import registry
+
+    viewer, widget = open_widget(sample="cell_2d")
+    load(widget, tiny_checkpoint)
+    assert widget.refine_check.isEnabled() and widget.refine_check.isChecked()
+    widget.refine_check.setChecked(False)
+    click(widget, (300, 250))
+    calls = []
+    original = widget.predictor.decode_lowres
+    monkeypatch.setattr(widget.predictor, "decode_lowres",
+                        lambda *a, **k: calls.append(a) or original(*a, **k))
+    click(widget, (100, 100), positive=False)
+    assert calls and calls[-1][3] is None  # mask_input
+    widget.discard()
+    no_mask = dataclasses.replace(registry.REGISTRY["tiny_sam"], supports_mask_input=False)
+    monkeypatch.setitem(registry.REGISTRY, "tiny_sam", no_mask)
+    load(widget, tiny_checkpoint)
+    assert not widget.refine_check.isEnabled() and not widget.refine_check.isChecked()
+    click(widget, (300, 250))
+    click(widget, (100, 100), positive=False)  # decodes: no mask prompt is ever sent
+    assert widget.masks
+
+
 def test_candidates_cycle_with_n(open_widget, tiny_checkpoint):
     viewer, widget = open_widget(sample="cell_2d")
     load(widget, tiny_checkpoint)

@@ -189,11 +189,14 @@ class InteractiveSession:
     ``multimask``: ``"auto"`` (three candidates for a single click or a lone box, where the
     prompt is ambiguous; one mask once more prompts disambiguate, as SAM recommends),
     True or False.
+    ``refine_with_mask``: feed the logits the user saw back as ``mask_input`` when prompts are
+    added to an object (SAM's iterative refinement); ignored by models without mask prompts.
     """
 
-    def __init__(self, predictor, multimask: str | bool = "auto"):
+    def __init__(self, predictor, multimask: str | bool = "auto", refine_with_mask: bool = True):
         self.predictor = predictor
         self.multimask = multimask
+        self.refine_with_mask = refine_with_mask
         self._objects: dict[tuple, _ObjectState] = {}
         self.active_key: tuple | None = None
 
@@ -252,10 +255,14 @@ class InteractiveSession:
             return prompt.n_prompts == 1
         return bool(self.multimask)
 
+    def _feeds_back(self, prompt: ObjectPrompt, previous: _ObjectState | None) -> bool:
+        """Whether this decode refines the previous one with its logits as mask_input."""
+        return (previous is not None and self.refine_with_mask
+                and self.predictor.spec.supports_mask_input and prompt.extends(previous.prompt))
+
     def _decode(self, prompt: ObjectPrompt, previous: _ObjectState | None) -> _ObjectState:
         mask_input = None
-        if (previous is not None and self.predictor.spec.supports_mask_input
-                and prompt.extends(previous.prompt)):
+        if self._feeds_back(prompt, previous):
             # Feed back the logits the user saw: SAM's iterative refinement.
             mask_input = previous.low_res[0, previous.shown]
         points = prompt.points_xy if len(prompt.labels) else None

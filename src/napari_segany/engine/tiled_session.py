@@ -8,19 +8,14 @@ image size is ever allocated.
 from __future__ import annotations
 
 from .interactive import InteractiveSession, ObjectMask, ObjectPrompt, _ObjectState
-from .tiled_predictor import TiledPredictor
 
 
 class TiledSession(InteractiveSession):
     """The objects being segmented on one large slice held by a :class:`TiledPredictor`."""
 
-    def __init__(self, predictor: TiledPredictor, multimask: str | bool = "auto"):
-        super().__init__(predictor, multimask)
-
     def _decode(self, prompt: ObjectPrompt, previous: _ObjectState | None) -> _ObjectState:
         feedback, candidate = None, 0
-        if (previous is not None and self.predictor.spec.supports_mask_input
-                and prompt.extends(previous.prompt)):
+        if self._feeds_back(prompt, previous):
             feedback, candidate = previous.low_res, previous.shown  # the logits the user saw
         has_points = len(prompt.labels) > 0
         logits = self.predictor.decode(

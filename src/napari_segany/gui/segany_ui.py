@@ -21,6 +21,10 @@ def build_controls(w) -> None:
     w.preserve_check = QCheckBox("Preserve existing labels")
     w.preserve_check.setChecked(True)
     w.prefetch_check = QCheckBox("Prefetch neighbouring slices")
+    w.refine_check = QCheckBox("Refine with the previous mask")
+    w.refine_check.setChecked(True)
+    w.refine_check.setToolTip("Added prompts refine the mask shown (its logits are the model's "
+                              "mask prompt), as in SAM's iterative refinement.")
     w.sign_label = QLabel()
     w.status_label = QLabel("Load a model, then click on an object.")
     w.status_label.setWordWrap(True)
@@ -44,7 +48,8 @@ def build_controls(w) -> None:
     QVBoxLayout(model_box).addWidget(w.model_panel)
     prompt_box = QGroupBox("Prompts")
     prompt_layout = QVBoxLayout(prompt_box)
-    for control in (w.sign_label, w.split_check, w.preserve_check, w.prefetch_check):
+    for control in (w.sign_label, w.split_check, w.refine_check, w.preserve_check,
+                    w.prefetch_check):
         prompt_layout.addWidget(control)
     progress_row = QHBoxLayout()
     progress_row.addWidget(w.progress)

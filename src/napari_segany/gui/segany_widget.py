@@ -210,6 +210,7 @@ class SegAnyWidget(QWidget):
         self.labels_combo.activated.connect(lambda _: self._attach_labels())
         self.model_panel.load_requested.connect(self._load_model)
         self.split_check.toggled.connect(lambda _: self._schedule_decode())
+        self.refine_check.toggled.connect(self._on_refine_toggled)
         self.cancel_button.clicked.connect(self.cancel)
         self.embed_button.clicked.connect(lambda: self.compute_embedding(wait=False))
         self.candidate_button.clicked.connect(lambda: self.next_candidate())
@@ -330,7 +331,9 @@ class SegAnyWidget(QWidget):
         self._model_done()
         self._forget_objects()
         self.predictor = Predictor(model)
-        self.session = InteractiveSession(self.predictor)
+        self._offer_refinement(model.spec)
+        self.session = InteractiveSession(self.predictor,
+                                          refine_with_mask=self.refine_check.isChecked())
         self.embeddings.set_predictor(self.predictor)
         self._embedded_key = None
         self.status_label.setText(f"{model.spec.name} ready on {self.predictor.device}: click "
@@ -338,6 +341,21 @@ class SegAnyWidget(QWidget):
         self.model_panel.update_info()
         self._schedule_decode()
 
+
+    def _offer_refinement(self, spec) -> None:
+        """Mask-prompt refinement exists only for models that take a mask prompt."""
+        supported = spec.supports_mask_input
+        self.refine_check.setEnabled(supported)
+        self.refine_check.setChecked(supported)
+        if not supported:
+            self.refine_check.setToolTip(f"{spec.name} takes no mask prompt: each decode uses "
+                                         "the points and boxes only.")
+
+    def _on_refine_toggled(self, checked: bool) -> None:
+        sessions = (self.session, getattr(self.store_panel, "session", None))
+        for session in sessions:
+            if session is not None:
+                session.refine_with_mask = bool(checked)
     def _model_failed(self, exc: Exception) -> None:
         self._model_done()
         self.status_label.setText("No model loaded.")

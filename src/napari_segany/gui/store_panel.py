@@ -190,7 +190,7 @@ class StorePanel(QWidget):
         else:
             self.tiled.set_image(raw, source.layer.contrast_limits, digest=key.slice_digest,
                                  normalisation=key.normalisation)
-        self.session = TiledSession(self.tiled)
+        self.session = TiledSession(self.tiled, refine_with_mask=self.host.refine_check.isChecked())
         grid = self.tiled.grid
         self.host.status_label.setText(
             f"Large slice: {grid.ny} x {grid.nx} tiles of {tile} px; a tile is embedded when a "
