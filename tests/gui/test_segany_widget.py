@@ -47,7 +47,10 @@ def test_opens_on_the_sample_and_shows_models_with_license_and_weights(open_widg
     assert viewer.layers[POINTS_NAME].mode == "add"
     panel = widget.model_panel
     models = [panel.model_combo.itemText(i) for i in range(panel.model_combo.count())]
-    assert "tiny_sam" in models and "fastsam_s" not in models  # promptable only
+    assert "tiny_sam" in models and "fastsam_s" in models  # FastSAM: prompts select masks
+    assert "mobilesamv2_objectaware" not in models  # a detector has no masks to select
+    panel.model_combo.setCurrentText("fastsam_s")
+    assert "AGPL-3.0" in panel.info.text()  # the weights' license is shown before loading
     panel.model_combo.setCurrentText("offline_sam")
     assert "License: Apache-2.0" in panel.info.text() and "missing" in panel.info.text()
     # the same pair comes back on a second call

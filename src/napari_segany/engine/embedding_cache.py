@@ -50,12 +50,12 @@ class EmbeddingKey:
 class CachedEmbedding:
     """An embedding and the size of the image it was computed from (needed to decode)."""
 
-    features: torch.Tensor  # (1, C, h, w)
+    features: torch.Tensor  # (1, C, h, w); FastSAM: its FastSAMResult (see fastsam_interactive)
     original_size: tuple[int, int]
 
     @property
     def nbytes(self) -> int:
-        return self.features.element_size() * self.features.nelement()
+        return int(self.features.nbytes)
 
 
 class BackingStore(Protocol):
@@ -132,7 +132,7 @@ class EmbeddingCache:
 
     def put(self, key: EmbeddingKey, entry: CachedEmbedding) -> None:
         self._insert(key, entry)
-        if self.backing_store is not None:
+        if self.backing_store is not None and torch.is_tensor(entry.features):  # disk: tensors only
             self.backing_store.put(key, entry)
 
     def _insert(self, key: EmbeddingKey, entry: CachedEmbedding) -> None:

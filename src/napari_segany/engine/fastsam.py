@@ -49,6 +49,11 @@ class FastSAMResult:
     def __len__(self) -> int:
         return len(self._packed)
 
+    @property
+    def nbytes(self) -> int:
+        """Memory held (for cache budgets)."""
+        return int(sum(p.nbytes for p in self._packed) + self.boxes.nbytes + self.crop_boxes.nbytes)
+
     def crop(self, i: int) -> np.ndarray:
         """(y1 - y0, x1 - x0) bool mask of object ``i`` inside ``crop_boxes[i]``."""
         x0, _, x1, _ = self.crop_boxes[i]
@@ -262,12 +267,14 @@ def fastsam_box_prompt(result: FastSAMResult, boxes) -> tuple[np.ndarray, list[i
     return result.masks(picked), picked
 
 
-def fastsam_point_prompt(result: FastSAMResult, points, labels) -> np.ndarray:
+def fastsam_point_prompt(result: FastSAMResult, points, labels,
+                         initial: np.ndarray | None = None) -> np.ndarray:
     """``FastSAMPrompt.point_prompt``: (H, W) bool union of the masks under foreground points
     minus those under background points, visiting masks from the largest to the smallest
     (so a smaller mask decides where masks overlap).
 
     points: (n, 2) x, y original pixels (truncated to int); labels: (n,) 1 foreground, 0 background.
+    initial: (H, W) bool mask the points edit (ours, e.g. a box's pick; official: empty).
     """
     h, w = result.image_shape
     pts = np.asarray(points, dtype=float).reshape(-1, 2).astype(np.int64)
@@ -277,7 +284,7 @@ def fastsam_point_prompt(result: FastSAMResult, points, labels) -> np.ndarray:
     outside = (pts[:, 0] < 0) | (pts[:, 0] >= w) | (pts[:, 1] < 0) | (pts[:, 1] >= h)
     if outside.any():
         raise ValueError(f"Point {pts[outside][0].tolist()} lies outside the {w}x{h} image.")
-    out = np.zeros((h, w), dtype=bool)
+    out = np.zeros((h, w), dtype=bool) if initial is None else np.array(initial, dtype=bool)
     for i in sorted(range(len(result)), key=lambda k: -result.areas[k]):  # stable, as sorted()
         x0, y0, x1, y1 = result.crop_boxes[i]
         crop = None

@@ -11,9 +11,13 @@ from ..engine.weights import cached_path, weights_present
 from ..models import registry
 
 
+INTERACTIVE_TASKS = (registry.PROMPTABLE, registry.INSTANCE)  # FastSAM: prompts select masks
+
+
 def promptable_models() -> list[str]:
-    """Read at call time, so a model registered later (or by a test) shows up."""
-    return [name for name, spec in registry.REGISTRY.items() if spec.task == registry.PROMPTABLE]
+    """Models the interactive widget can drive (SAM family, and FastSAM, whose prompts select
+    among its masks). Read at call time, so a model registered later (or by a test) shows up."""
+    return [name for name, spec in registry.REGISTRY.items() if spec.task in INTERACTIVE_TASKS]
 
 
 def available_devices() -> list[str]:

@@ -24,14 +24,13 @@ The host (the Segment Anything widget) provides ``viewer``, ``source`` (ImageSou
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 
 import numpy as np
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import (
-    QApplication, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
     QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
@@ -40,7 +39,8 @@ from ..engine.intensity import to_uint8_rgb
 from ..engine.propagation import iter_propagate_stack
 from ..engine.propagation_prefetch import SliceStack
 from ..engine.propagation_prompts import StopRules, anisotropy
-from .workers import WorkerFailure
+from ..models.registry import PROMPTABLE
+from .workers import WorkerFailure, process_events_until
 
 @dataclass(frozen=True)
 class _Run:
@@ -100,13 +100,7 @@ class PropagationPanel(QWidget):
         return self.worker is not None
 
     def wait(self, timeout: float = 600.0) -> None:
-        end = time.monotonic() + timeout
-        while self.busy:
-            if time.monotonic() > end:
-                raise TimeoutError("The propagation is still running.")
-            QApplication.processEvents()
-            time.sleep(0.005)
-        QApplication.processEvents()
+        process_events_until(lambda: not self.busy, timeout, "The propagation", poll=0.005)
 
     def sync(self) -> None:
         """Rebuild the axis choices and the range for the host's current image (cheap)."""
@@ -221,6 +215,9 @@ class PropagationPanel(QWidget):
             raise SegAnyError("No image: pick one in the widget first.")
         if host.predictor is None:
             raise SegAnyError("Load a model first.")
+        if host.predictor.spec.task != PROMPTABLE:
+            raise SegAnyError(f"{host.predictor.spec.name} has no prompt decoder: load a SAM-family "
+                              "model (e.g. mobile_sam) to propagate.")
         layer = host.writer.layer
         if layer is None:
             raise SegAnyError("No Labels layer to read the object from and write into.")

@@ -24,7 +24,9 @@ from qtpy.QtWidgets import QComboBox, QGroupBox, QVBoxLayout, QWidget
 from ..engine.embedding_cache import EmbeddingCache
 from ..engine.errors import ImageError, PromptError, SegAnyError
 from ..engine.interactive import InteractiveSession, ObjectMask, group_prompts
+from ..engine.fastsam_interactive import FastSAMPredictor, FastSAMSession
 from ..engine.predictor import Predictor
+from ..models.registry import INSTANCE
 from ..engine.prompts import box_to_rectangle
 from .embeddings import EmbeddingManager
 from .image_slice import ImageSource
@@ -330,10 +332,14 @@ class SegAnyWidget(QWidget):
     def _model_loaded(self, model) -> None:
         self._model_done()
         self._forget_objects()
-        self.predictor = Predictor(model)
         self._offer_refinement(model.spec)
-        self.session = InteractiveSession(self.predictor,
-                                          refine_with_mask=self.refine_check.isChecked())
+        if model.spec.task == INSTANCE:  # FastSAM: prompts select among its masks
+            self.predictor = FastSAMPredictor(model)
+            self.session = FastSAMSession(self.predictor)
+        else:
+            self.predictor = Predictor(model)
+            self.session = InteractiveSession(self.predictor,
+                                              refine_with_mask=self.refine_check.isChecked())
         self.embeddings.set_predictor(self.predictor)
         self._embedded_key = None
         self.status_label.setText(f"{model.spec.name} ready on {self.predictor.device}: click "

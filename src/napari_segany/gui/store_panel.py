@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
 from ..engine.embedding_store import EmbeddingStore, default_store_dir
 from ..engine.errors import Cancelled, SegAnyError
 from ..engine.tiled_predictor import TiledPredictor
+from ..models.registry import PROMPTABLE
 from ..engine.tiled_session import TiledSession
 from ..engine.tiling import default_halo, default_threshold, needs_tiling
 
@@ -117,7 +118,8 @@ class StorePanel(QWidget):
         session is now the tiled one; False (plain session restored) otherwise."""
         host = self.host
         source = host.source
-        if source is None or host.predictor is None or not self._large(source):
+        if (source is None or host.predictor is None or not self._large(source)
+                or host.predictor.spec.task != PROMPTABLE):  # FastSAM letterboxes any size itself
             self._restore_plain()
             return False
         try:

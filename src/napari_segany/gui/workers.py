@@ -33,7 +33,7 @@ def _embed(predictor, rgb: np.ndarray, cancel: threading.Event):
         features = yield from iter_encode(predictor, rgb, cancel)
     except RuntimeError as exc:
         raise WorkerFailure(f"The image encoder failed: {exc}") from exc
-    return CachedEmbedding(features.detach(), rgb.shape[:2])
+    return CachedEmbedding(features, rgb.shape[:2])  # encode runs under inference_mode
 
 
 @dataclass
