@@ -8,6 +8,11 @@ The scripting API is imported lazily and never imports Qt or napari::
     predictor = nsa.Predictor(model)
     predictor.set_image(image)                    # (H, W[, C]) any dtype
     masks, scores, low_res = predictor.predict(point_coords=[[x, y]], point_labels=[1])
+
+Everything listed in ``__all__`` is importable from here (``docs/api.md`` documents it):
+models and weights, ``Predictor`` and the napari <-> SAM coordinate helpers, everything
+mode, detection, propagation, embeddings (cache, on-disk store, tiling), progress and the
+errors.
 """
 from __future__ import annotations
 
@@ -16,18 +21,44 @@ import importlib
 __version__ = "0.1.0"
 
 _API = {
+    # models and weights
     "load_model": "napari_segany.engine.weights",
     "fetch_checkpoint": "napari_segany.engine.weights",
     "cache_dir": "napari_segany.engine.weights",
-    "Predictor": "napari_segany.engine.predictor",
     "list_models": "napari_segany.models.registry",
     "get_spec": "napari_segany.models.registry",
     "REGISTRY": "napari_segany.models.registry",
+    # prompts on one image
+    "Predictor": "napari_segany.engine.predictor",
+    "rc_to_xy": "napari_segany.engine.prompts",
+    "xy_to_rc": "napari_segany.engine.prompts",
+    "rectangle_to_box": "napari_segany.engine.prompts",
+    "box_to_rectangle": "napari_segany.engine.prompts",
+    # everything mode, detection
     "segment_everything": "napari_segany.engine.everything",
     "iter_segment_everything": "napari_segany.engine.everything",
+    "segment_stack": "napari_segany.engine.everything.stack",
+    "FilterSettings": "napari_segany.engine.everything.presets",
     "detect_objects": "napari_segany.engine.detection",
+    # propagation
     "propagate": "napari_segany.engine.propagation",
     "iter_propagate": "napari_segany.engine.propagation",
+    "PromptOptions": "napari_segany.engine.propagation_prompts",
+    "StopRules": "napari_segany.engine.propagation_prompts",
+    # embeddings: in-memory cache, on-disk store, large images
+    "EmbeddingCache": "napari_segany.engine.embedding_cache",
+    "EmbeddingStore": "napari_segany.engine.embedding_store",
+    "TiledPredictor": "napari_segany.engine.tiled_predictor",
+    "segment_everything_tiled": "napari_segany.engine.tiling_everything",
+    "iter_segment_everything_tiled": "napari_segany.engine.tiling_everything",
+    # progress, cancel, errors
+    "Progress": "napari_segany.engine.progress",
+    "Cancelled": "napari_segany.engine.errors",
+    "SegAnyError": "napari_segany.engine.errors",
+    "CheckpointError": "napari_segany.engine.errors",
+    "WeightsNotFoundError": "napari_segany.engine.errors",
+    "PromptError": "napari_segany.engine.errors",
+    "ImageError": "napari_segany.engine.errors",
 }
 
 __all__ = ["__version__", *_API]

@@ -1,12 +1,16 @@
 """``napari-segany`` command line (on the engine; no Qt).
 
 Subcommands register themselves in :data:`COMMANDS` (one module each).
+
+Exit status: 0 done; 2 a user error (bad arguments, files, weights; or some inputs skipped,
+said on stderr); 130 interrupted (Ctrl+C: finished outputs are kept, none is half-written).
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+import warnings
 
 from ..engine.errors import SegAnyError
 from . import embed_cmd, everything_cmd, models_cmd
@@ -31,13 +35,21 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s: %(message)s")
     try:
-        return int(args.run(args) or 0)
+        with warnings.catch_warnings():  # restores Python's warning display afterwards
+            warnings.showwarning = _show_warning
+            return int(args.run(args) or 0)
     except (SegAnyError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished work was kept", file=sys.stderr)
         return 130
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (e.g. a corrupt store entry being recomputed) as one line, without the source
+    line Python would print."""
+    print(f"warning: {message}", file=file or sys.stderr)
 
 
 if __name__ == "__main__":  # python -m napari_segany.cli

@@ -18,7 +18,10 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+
+from .loading import load_for_command, missing_files
 
 EXAMPLES = """examples:
   napari-segany embed stack.tif --model mobile_sam --out embeddings/
@@ -54,8 +57,7 @@ def add_parser(sub) -> None:
 
 def run_embed(args) -> int:
     from ..engine.embedding_store import EmbeddingStore, default_store_dir
-    from ..engine.errors import SegAnyError
-    from ..engine.weights import load_model
+    from ..engine.errors import ImageError, SegAnyError
     from ..models.registry import PROMPTABLE, get_spec
 
     if get_spec(args.model).task != PROMPTABLE:
@@ -69,38 +71,67 @@ def run_embed(args) -> int:
     for path in args.inputs:
         if not path.expanduser().is_file():
             raise FileNotFoundError(f"{path} is not an image file.")
+    check_before_loading(args)
     store = EmbeddingStore(args.out or default_store_dir(), dtype=args.dtype)
     store.remove_stale_partials()
-    model = load_model(args.model, checkpoint=args.checkpoint, device=args.device)
-    try:
-        plan = [unit for path in args.inputs for unit in plan_units(path, model, store, args)]
-    except ValueError as exc:
-        if isinstance(exc, SegAnyError):
-            raise
-        args.parser.error(str(exc))
-    return embed_units(plan, store, quiet=args.quiet, stream=sys.stderr)
+    model = load_for_command(args.model, args.checkpoint, args.device)
+    plan, problems = [], []
+    for path in args.inputs:
+        try:
+            plan.extend(plan_units(path, model, store, args, problems))
+        except ImageError as exc:  # this file only: say so, embed the others
+            problems.append(f"{exc} Skipped.")
+        except ValueError as exc:
+            if isinstance(exc, SegAnyError):
+                raise
+            args.parser.error(str(exc))
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    code = embed_units(plan, store, model, quiet=args.quiet, stream=sys.stderr)
+    if problems:
+        print(f"error: {len(problems)} file(s) or plane(s) were skipped (see above); the "
+              "rest is in the store.", file=sys.stderr)
+        return 2
+    return code
+
+
+def check_before_loading(args) -> None:
+    """Argument errors that need no model: a missing --checkpoint, an unusable store folder."""
+    from ..engine.embedding_store import default_store_dir
+    from ..engine.image_io import unwritable_reason
+
+    missing = missing_files({"--checkpoint": args.checkpoint})
+    if missing:
+        args.parser.error(" ".join(missing))
+    folder = Path(args.out or default_store_dir()).expanduser()
+    reason = unwritable_reason(folder / "zarr.json")  # a file the store writes at its root
+    if reason:
+        option = "--out" if args.out else "the store folder"
+        args.parser.error(f"{option} {folder}: {reason}; give a folder for the store.")
 
 
 @dataclass
 class Unit:
-    """One plane to embed: whole (``key``) or tile by tile (``tiled``); ``todo`` lists what is
-    not in the store yet (tiles, or [None] for a whole plane)."""
+    """One plane to embed, whole or tile by tile: ``todo`` lists the (key, read_rgb) pairs not
+    in the store yet (one for a whole plane, one per tile); ``read_rgb()`` gives the uint8
+    RGB the encoder takes, read only when its turn comes."""
 
     path: Path
     index: tuple
-    plane: object
     contrast: tuple
-    model: object
-    tiled: object = None  # TiledPredictor
-    key: object = None  # EmbeddingKey of the whole plane
     skipped: int = 0
     todo: list = field(default_factory=list)
 
 
-def plan_units(path: Path, model, store, args) -> list[Unit]:
-    """Read a file and list, per plane, what is not in the store yet (hashing each plane)."""
-    from ..engine.embedding_cache import EmbeddingCache, EmbeddingKey, model_identity, slice_digest
+def plan_units(path: Path, model, store, args, problems: list | None = None) -> list[Unit]:
+    """Read a file and list, per plane, what is not in the store yet (hashing each plane).
+
+    Stored entries are read back and checked (``store.get``): a corrupt one is recomputed.
+    Planes no model can take (NaN or infinite values, smaller than 2 x 2) are reported in
+    ``problems`` and skipped, as the widget would refuse them too."""
+    from ..engine.embedding_cache import EmbeddingKey, model_identity, slice_digest
     from ..engine.image_io import plane_layout, read_image
+    from ..engine.intensity import to_uint8_rgb
     from ..engine.tiled_predictor import TiledPredictor
     from ..engine.tiling import needs_tiling
 
@@ -110,30 +141,42 @@ def plan_units(path: Path, model, store, args) -> list[Unit]:
     units = []
     for index in layout.indices():
         plane = image[index]
-        unit = Unit(path, index, plane, contrast, model)
+        problem = plane_problem(plane)
+        if problem:
+            where = f" plane {list(index)}" if index else ""
+            (problems if problems is not None else []).append(f"{path.name}{where}: {problem} Skipped.")
+            continue
+        unit = Unit(path, index, contrast)
         digest = slice_digest(plane)
         if not args.no_tiling and needs_tiling(plane.shape[:2], model.spec.input_size,
                                                args.tile_threshold):
-            # A small private cache: tiles go to the store, not to RAM.
-            unit.tiled = TiledPredictor(model, args.tile, args.halo,
-                                        cache=EmbeddingCache(64 << 20, store))
-            unit.tiled.set_image(plane, contrast, digest=digest)
-            tiles = unit.tiled.grid.tiles()
-            unit.todo = [rc for rc in tiles if not store.has(unit.tiled.tile_key(*rc))]
-            unit.skipped = len(tiles) - len(unit.todo)
+            tiled = TiledPredictor(model, args.tile, args.halo)  # its grid, keys and windows
+            tiled.set_image(plane, contrast, digest=digest)
+            items = [(tiled.tile_key(*rc), partial(tiled.tile_rgb, *rc)) for rc in tiled.grid.tiles()]
         else:
-            unit.key = EmbeddingKey(digest, model_identity(model), contrast, None)
-            done = store.has(unit.key)
-            unit.skipped, unit.todo = int(done), [] if done else [None]
+            key = EmbeddingKey(digest, model_identity(model), contrast, None)
+            items = [(key, partial(to_uint8_rgb, plane, contrast))]
+        unit.todo = [(key, read) for key, read in items if store.get(key) is None]
+        unit.skipped = len(items) - len(unit.todo)
         units.append(unit)
     return units
 
 
-def embed_units(units: list[Unit], store, quiet: bool = False, stream=None) -> int:
-    """Embed what the plan lists, with one progress bar; every finished unit is stored."""
-    from tqdm import tqdm
+def plane_problem(plane) -> str | None:
+    """Why a plane cannot be embedded, or None (checked before any work, band by band)."""
+    from ..engine.image_io import has_non_finite
 
-    from ..engine.progress import run
+    if plane.shape[0] < 2 or plane.shape[1] < 2:
+        return f"{plane.shape[0]}x{plane.shape[1]} pixels: need at least 2x2."
+    if has_non_finite(plane):
+        return ("it contains NaN or infinite values (replace them, e.g. with 0, to embed it; "
+                "the widget refuses such slices too).")
+    return None
+
+
+def embed_units(units: list[Unit], store, model, quiet: bool = False, stream=None) -> int:
+    """Embed what the plan lists, with one progress bar; every finished entry is stored."""
+    from tqdm import tqdm
 
     total = sum(len(u.todo) for u in units)
     skipped = sum(u.skipped for u in units)
@@ -141,35 +184,34 @@ def embed_units(units: list[Unit], store, quiet: bool = False, stream=None) -> i
         print(f"{skipped} embedding(s) already in the store: skipped.", file=stream)
     bar = tqdm(total=total, file=stream, disable=quiet, unit="emb",
                bar_format="{desc} {percentage:3.0f}%|{bar}| {n:.0f}/{total} {elapsed}<{remaining}")
+    writes_before = store.writes
     try:
         for unit in units:
-            if not unit.todo:
-                continue
             bar.set_description(f"{unit.path.name}{list(unit.index) if unit.index else ''}")
-            start, n = bar.n, len(unit.todo)
-            step = _bar_stepper(bar, start)
-            if unit.tiled is not None:
-                run(unit.tiled.iter_embed(unit.todo), lambda r: step(r.fraction * n))
-            else:
-                _embed_whole(unit, store, step)
-            bar.update(start + n - bar.n)
+            for key, read_rgb in unit.todo:
+                start = bar.n
+                _embed_one(key, read_rgb(), model, store, _bar_stepper(bar, start))
+                bar.update(start + 1 - bar.n)
     finally:
         bar.close()
     print(f"{total} embedding(s) computed, {skipped} reused, in {store.root}; normalisation: "
           f"contrast limits {_limits_text(units)}.", file=stream)
+    unwritten = total - (store.writes - writes_before)
+    if unwritten:  # the store warned about each; a run that stored nothing must not look fine
+        print(f"error: {unwritten} of them could not be written to {store.root} (see the "
+              "warnings above).", file=stream)
+        return 2
     return 0
 
 
-def _embed_whole(unit: Unit, store, step) -> None:
+def _embed_one(key, rgb, model, store, step) -> None:
     from ..engine.embedding_cache import CachedEmbedding
     from ..engine.encoding import iter_encode
-    from ..engine.intensity import to_uint8_rgb
     from ..engine.predictor import Predictor
     from ..engine.progress import run
 
-    rgb = to_uint8_rgb(unit.plane, unit.contrast)
-    features = run(iter_encode(Predictor(unit.model), rgb), lambda r: step(r.fraction))
-    store.put(unit.key, CachedEmbedding(features.detach(), rgb.shape[:2]))
+    features = run(iter_encode(Predictor(model), rgb), lambda r: step(r.fraction))
+    store.put(key, CachedEmbedding(features.detach(), rgb.shape[:2]))
 
 
 def _bar_stepper(bar, start):
@@ -179,6 +221,8 @@ def _bar_stepper(bar, start):
 
 
 def _limits_text(units: list[Unit]) -> str:
+    if not units:
+        return "(none: nothing to embed)"
     limits = sorted({tuple(u.contrast) for u in units})
     return ", ".join(f"({lo:g}, {hi:g})" for lo, hi in limits) + \
         " (give a napari layer these contrast limits to reuse the store)"

@@ -1,4 +1,10 @@
-"""What ``napari-segany everything`` does once its arguments are parsed (see everything_cmd)."""
+"""What ``napari-segany everything`` does once its arguments are parsed (see everything_cmd).
+
+Everything that can be checked before the models load is (parameters, files, the output
+location).  While running, an image that cannot be read or segmented (corrupt, NaN, odd
+shape) is reported and skipped, the others go on; the exit status is then 2.  Outputs are
+written atomically as each image finishes.
+"""
 from __future__ import annotations
 
 import logging
@@ -9,6 +15,7 @@ import numpy as np
 
 from ..engine.errors import ImageError, SegAnyError
 from ..engine.progress import Progress
+from .loading import given_file_error, load_for_command, missing_files
 
 log = logging.getLogger(__name__)
 STEPS_PER_IMAGE = 1000
@@ -31,7 +38,9 @@ class EverythingRun:
     params: dict
     filters: object  # FilterSettings
     contrast: tuple[float, float] | None = None
+    skipped: list[Path] = field(default_factory=list)  # files of input folders that are not images
     written: list[Path] = field(default_factory=list)
+    failed: list[Path] = field(default_factory=list)
 
     @classmethod
     def from_args(cls, args) -> "EverythingRun":
@@ -48,16 +57,24 @@ class EverythingRun:
             max_contained=args.max_contained)
         model = args.model or DEFAULT_MODEL[args.method]
         check_model(args.method, model)
-        tasks = plan_tasks(args.inputs, args.output)
+        missing = missing_files({"--checkpoint": args.checkpoint, "--detector": args.detector})
+        if missing:
+            raise ValueError(" ".join(missing))
+        skipped: list[Path] = []
+        tasks = plan_tasks(args.inputs, args.output, skipped)
         tasks = check_existing(tasks, args.overwrite, args.skip_existing)
+        check_writable(tasks, args.output)
         return cls(tasks, args.method, model, args.checkpoint,
                    args.detector, args.device, params, filters,
-                   tuple(args.contrast) if args.contrast else None)
+                   tuple(args.contrast) if args.contrast else None, skipped)
 
     # ------------------------------------------------------------------ running
     def run(self, quiet: bool = False, stream=None) -> int:
         from tqdm import tqdm
 
+        if self.skipped:
+            names = ", ".join(p.name for p in self.skipped[:5]) + (", ..." if len(self.skipped) > 5 else "")
+            print(f"skipped {len(self.skipped)} file(s) that are not images: {names}", file=stream)
         if not self.tasks:
             log.warning("every output exists already (--skip-existing): nothing to do")
             return 0
@@ -66,40 +83,85 @@ class EverythingRun:
                    bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
         try:
             for k, task in enumerate(self.tasks):
-                n_objects = self.run_one(k, task, model, detector, bar)
+                try:
+                    n_objects = self.run_one(k, task, model, detector, bar)
+                except ImageError as exc:  # this image only: report it, go on with the others
+                    self.failed.append(task.source)
+                    more = " Skipped; going on with the others." if len(self.tasks) > 1 else ""
+                    bar.write(f"error: {exc}{more}", file=stream)
+                    continue
                 bar.write(f"{task.source.name}: {n_objects} objects -> {task.output}", file=stream)
         finally:
             bar.close()
-        return 0
+        return self.summary(stream)
+
+    def summary(self, stream) -> int:
+        """0 when every image was segmented; else 2, with a closing line when there were others
+        (which were written)."""
+        if not self.failed:
+            return 0
+        if len(self.tasks) > 1:
+            print(f"error: {len(self.failed)} of {len(self.tasks)} image(s) could not be segmented "
+              f"(see above); {len(self.written)} output(s) written.", file=stream)
+        return 2
 
     def run_one(self, k: int, task: Task, model, detector, bar) -> int:
         from ..engine.everything.stack import iter_segment_planes, nested
         from ..engine.image_io import plane_layout, read_image, write_labels
 
-        image = read_image(task.source)
-        layout = plane_layout(image.shape)
-        planes = (image[index] for index in layout.indices())
-        contrast = self.contrast or shared_contrast(image)
-        job = iter_segment_planes(planes, layout.n_planes, model, self.method, detector,
-                                  contrast, **self.params)
-        n_tasks = len(self.tasks)
-        bar.set_description(f"[{k + 1}/{n_tasks}] {task.source.name}")
-        results = yield_to_bar(nested(job, k, n_tasks), bar)
+        image = read_image(task.source)  # its errors name the file
+        try:
+            layout = plane_layout(image.shape)
+            planes = (image[index] for index in layout.indices())
+            contrast = self.contrast or shared_contrast(image)
+            job = iter_segment_planes(planes, layout.n_planes, model, self.method, detector,
+                                      contrast, **self.params)
+            n_tasks = len(self.tasks)
+            bar.set_description(f"[{k + 1}/{n_tasks}] {task.source.name}")
+            results = yield_to_bar(nested(job, k, n_tasks), bar)
+        except ImageError as exc:
+            raise ImageError(f"{task.source.name}: {exc}") from None
+        del image  # the input may be large: free it before the labels are assembled
         kept = [self.filters.apply(r) for r in results]
-        labels = np.stack([r.labels for r in kept]).reshape(*layout.leading, *kept[0].image_shape)
-        write_labels(task.output, labels)
+        write_labels(task.output, stack_labels(kept, layout.leading))
         self.written.append(task.output)
         return sum(len(r) for r in kept)
 
     def load_models(self):
+        """The model (and the detector), checked for the method: a file of another kind
+        stops here, before any image is read."""
+        from ..engine.errors import CheckpointError
+        from ..engine.everything.fastsam_method import check_fastsam_network
+        from ..engine.everything.object_aware import check_detector
         from ..engine.everything.presets import DETECTOR_NAME
-        from ..engine.weights import load_model
 
-        model = load_model(self.model, checkpoint=self.checkpoint, device=self.device)
+        model = load_for_command(self.model, self.checkpoint, self.device)
         detector = None
+        try:
+            if self.method == "fastsam":
+                check_fastsam_network(model)
+        except CheckpointError as exc:
+            raise given_file_error("--checkpoint", self.checkpoint, exc) from None
         if self.method == "object_aware":
-            detector = load_model(DETECTOR_NAME, checkpoint=self.detector, device=self.device)
+            detector = load_for_command(DETECTOR_NAME, self.detector, self.device)
+            try:
+                check_detector(detector)
+            except CheckpointError as exc:
+                raise given_file_error("--detector", self.detector, exc) from None
         return model, detector
+
+
+def stack_labels(results: list, leading: tuple[int, ...]) -> np.ndarray:
+    """The painted labels of every plane as one (*leading, H, W) array of the smallest
+    unsigned type holding the ids (each plane is painted, then narrowed, one at a time)."""
+    from ..engine.everything.result import paint_labels
+    from ..engine.image_io import labels_dtype
+
+    shape = results[0].image_shape
+    out = np.empty((len(results), *shape), labels_dtype(max(len(r) for r in results)))
+    for plane, result in zip(out, results):  # ids are 1..len(result): they fit
+        plane[...] = paint_labels([r.mask for r in result.records], shape)
+    return out.reshape(*leading, *shape)
 
 
 def _fraction_or_off(value: float | None) -> float | None:
@@ -142,22 +204,28 @@ def check_params(method: str, params: dict) -> None:
     kind.from_kwargs(**params)
 
 
-def plan_tasks(inputs: list[Path], output: Path) -> list[Task]:
-    """Input files/folders -> (image, output TIFF) pairs."""
-    from ..engine.image_io import TIFF_SUFFIXES, list_images
+def plan_tasks(inputs: list[Path], output: Path, skipped: list | None = None) -> list[Task]:
+    """Input files/folders -> (image, output TIFF) pairs; files of input folders that are not
+    images are appended to ``skipped``."""
+    from ..engine.image_io import IMAGE_SUFFIXES, TIFF_SUFFIXES, list_images
 
     sources: list[Path] = []
     for item in inputs:
         item = item.expanduser()
         if item.is_dir():
-            sources.extend(list_images(item))
+            sources.extend(list_images(item, skipped))
         elif item.is_file():
             sources.append(item)
         else:
             raise FileNotFoundError(f"{item} is neither an image file nor a folder.")
     output = output.expanduser()
-    single_file = len(sources) == 1 and output.suffix.lower() in TIFF_SUFFIXES
-    if not single_file and output.suffix.lower() in TIFF_SUFFIXES:
+    suffix = output.suffix.lower()
+    if suffix in IMAGE_SUFFIXES and suffix not in TIFF_SUFFIXES and not output.is_dir():
+        raise ImageError(f"Labels are written as TIFF: give -o a name ending in .tif, or a "
+                         f"folder; not {output.name}.")
+    names_a_file = suffix in TIFF_SUFFIXES and not output.is_dir()  # an existing folder stays one
+    single_file = len(sources) == 1 and names_a_file
+    if not single_file and names_a_file:
         raise ImageError(f"{len(sources)} images cannot all go to {output.name}: give a folder as -o.")
     if single_file:
         return [Task(sources[0], output)]
@@ -166,6 +234,15 @@ def plan_tasks(inputs: list[Path], output: Path) -> list[Task]:
         raise ImageError("Two inputs share a file name (e.g. a.png and a.tif): their outputs "
                          "would collide; rename one or run them separately.")
     return [Task(s, output / f"{s.stem}_labels.tif") for s in sources]
+
+
+def check_writable(tasks: list[Task], output: Path) -> None:
+    """Refuse an output location that cannot be written, before any model loads."""
+    from ..engine.image_io import unwritable_reason
+
+    reason = unwritable_reason(tasks[0].output) if tasks else None
+    if reason:
+        raise SegAnyError(f"Cannot write the output -o {output}: {reason}. Choose another -o.")
 
 
 def check_existing(tasks: list[Task], overwrite: bool, skip: bool) -> list[Task]:
@@ -185,5 +262,9 @@ def shared_contrast(image: np.ndarray) -> tuple[float, float] | None:
         return None
     flat = image.reshape(-1)
     sample = flat[::max(1, flat.size // 4_000_000)]  # ~4 M pixels decide the percentiles
+    if sample.dtype.kind == "f":
+        sample = sample[np.isfinite(sample)]  # NaN planes are refused later, plane by plane
+    if not sample.size:
+        return None
     lo, hi = np.percentile(sample, (0.5, 99.5))
     return float(lo), float(hi)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
 import zipfile
 from pathlib import Path
 
@@ -29,23 +28,28 @@ def read_efficient_sam_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read an EfficientSAM checkpoint (plain ``.pt`` or the released ``.pt.zip``).
 
     Returns the model state dict (official key names, CPU tensors).  Raises
-    FileNotFoundError for a missing file and ValueError with a hint for a truncated,
-    corrupt, unsafe or non-EfficientSAM file.
+    FileNotFoundError for a missing file and ValueError (a ``CheckpointError``) with a hint
+    for a truncated, corrupt, unsafe or non-EfficientSAM file.
     """
+    obj = load_efficient_sam_object(path)
+    try:
+        return unwrap_efficient_sam(obj)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def load_efficient_sam_object(path: str | os.PathLike) -> object:
+    """What the file holds (normally ``{'model': state_dict}``), loaded weights-only from the
+    ``.pt`` itself or from the one ``.pt`` inside the released outer zip."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"EfficientSAM checkpoint not found: {path}")
     member = _outer_zip_member(path)
     if member is None:
-        obj = _torch_load(path, path)
-    else:
-        with zipfile.ZipFile(path) as archive:
-            data = archive.read(member)  # whole member in memory: ~40-100 MB
-        obj = _torch_load(io.BytesIO(data), f"{path}::{member}")
-    try:
-        return unwrap_efficient_sam(obj)
-    except ValueError as err:
-        raise ValueError(f"{path}: {err}") from None
+        return _torch_load(path, path)
+    with zipfile.ZipFile(path) as archive:
+        data = archive.read(member)  # whole member in memory: ~40-100 MB
+    return _torch_load(io.BytesIO(data), f"{path}::{member}")
 
 
 def _outer_zip_member(path: Path) -> str | None:
@@ -81,23 +85,8 @@ def _outer_zip_member(path: Path) -> str | None:
 
 
 def _torch_load(source, name) -> object:
-    """torch.load with weights_only=True; failures become ValueError with a hint."""
-    try:
-        return torch.load(source, weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError as err:
-        if "weights only" in str(err).lower():
-            raise ValueError(
-                f"{name} contains Python objects other than tensors, so it was not loaded "
-                "(unsafe to unpickle). Use the official EfficientSAM weights."
-            ) from err
-        raise ValueError(_damaged(name, err)) from err
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as err:
-        raise ValueError(_damaged(name, err)) from err
+    """Weights-only torch.load (the engine's safe loader): refusals name what the file holds,
+    damaged files say so; both raise CheckpointError (a ValueError)."""
+    from .checkpoints import safe_torch_load
 
-
-def _damaged(name, err: Exception) -> str:
-    return (
-        f"Could not read {name} as a PyTorch checkpoint ({type(err).__name__}: {err}). The file "
-        "is probably incomplete (interrupted download) or not a weight file: delete it and "
-        "download it again."
-    )
+    return safe_torch_load(source, name)

@@ -6,6 +6,8 @@ napari stores a point as ``(..., row, col)`` in data coordinates; SAM takes ``(x
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .errors import PromptError
@@ -85,3 +87,66 @@ def _check_inside(coords: np.ndarray, image_size: tuple[int, int], what: str) ->
             f"{int(outside.sum())} {what}(s) lie outside the {h}x{w} image, e.g. x, y = {first}. "
             "Coordinates are x (column), y (row) in pixels of the image given to set_image."
         )
+
+
+@dataclass(frozen=True)
+class FittedPrompts:
+    """The prompts of one slice that lie on the image, and how many were left out."""
+
+    points_xy: np.ndarray
+    labels: np.ndarray
+    boxes: list
+    points_outside: int = 0
+    boxes_outside: int = 0
+    boxes_empty: int = 0
+
+    @property
+    def left_out(self) -> tuple[int, int, int]:
+        return self.points_outside, self.boxes_outside, self.boxes_empty
+
+    def describe_left_out(self) -> str:
+        """A sentence for the user, empty when every prompt was kept."""
+        parts = []
+        if self.points_outside:
+            parts.append(f"{self.points_outside} point(s) outside the image")
+        if self.boxes_outside:
+            parts.append(f"{self.boxes_outside} box(es) outside the image")
+        if self.boxes_empty:
+            parts.append(f"{self.boxes_empty} box(es) less than a pixel wide or tall")
+        if not parts:
+            return ""
+        return (f"Ignored {' and '.join(parts)}: click on the image, and drag rectangles around "
+                "objects. Ctrl+Z removes the last prompt.")
+
+
+def fit_prompts(points_xy, labels, boxes, image_size: tuple[int, int]) -> FittedPrompts:
+    """Keep the prompts that are on an image of (H, W) pixels, as a viewer draws it.
+
+    A viewer draws pixel (row, col) over row +- 0.5, col +- 0.5, so a click anywhere on the
+    image lies in [-0.5, W - 0.5] x [-0.5, H - 0.5]: such points are snapped into the pixel
+    range (a click on the outer half of an edge pixel means that pixel), the others are left
+    out. Boxes are clipped to the image; a box off the image, or less than a pixel wide or
+    tall after clipping, encloses nothing and is left out. (``check_points`` and
+    ``check_box`` reject such prompts; an interactive user should not lose the others.)
+    """
+    h, w = image_size
+    points = np.asarray(points_xy, float).reshape(-1, 2)
+    labels = np.asarray(labels).reshape(-1)
+    on_image = ((points[:, 0] >= -0.5) & (points[:, 0] <= w - 0.5)
+                & (points[:, 1] >= -0.5) & (points[:, 1] <= h - 0.5))
+    kept_points = np.clip(points[on_image], 0, [w - 1, h - 1])
+    kept_boxes, outside, empty = [], 0, 0
+    for box in boxes:
+        x0, y0, x1, y1 = np.asarray(box, float).reshape(4)
+        x0, x1 = sorted((x0, x1))
+        y0, y1 = sorted((y0, y1))
+        if x1 < -0.5 or y1 < -0.5 or x0 > w - 0.5 or y0 > h - 0.5:
+            outside += 1
+            continue
+        clipped = np.clip([x0, y0, x1, y1], -0.5, [w - 0.5, h - 0.5, w - 0.5, h - 0.5])
+        if clipped[2] - clipped[0] < 1 or clipped[3] - clipped[1] < 1:
+            empty += 1
+            continue
+        kept_boxes.append(clipped)
+    return FittedPrompts(kept_points, labels[on_image], kept_boxes,
+                         int((~on_image).sum()), outside, empty)

@@ -129,9 +129,10 @@ class PropagationResult:
         return coords, np.concatenate(values).astype(labels.dtype, copy=False)
 
     def write_into(self, labels: np.ndarray, value: int, preserve: bool = True,
-                   replace: bool = True) -> int:
-        """Write the track into a numpy ``labels`` array in place; returns pixels changed."""
-        coords, values = self.label_changes(labels, value, preserve, replace)
+                   replace: bool = True, include_seed: bool = False) -> int:
+        """Write the track into a numpy ``labels`` array in place; returns pixels changed.
+        ``include_seed``: write the seed slice too (a script's labels may not hold it yet)."""
+        coords, values = self.label_changes(labels, value, preserve, replace, include_seed)
         changed = labels[coords] != values
         labels[coords] = values
         return int(changed.sum())

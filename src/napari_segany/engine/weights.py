@@ -54,7 +54,7 @@ def fetch_checkpoint(name: str | ModelSpec, progress: bool = True) -> Path:
         _verify_cached(spec, target)
         return target
     if not spec.urls:
-        raise WeightsNotFoundError(_missing_message(spec, target, reason="it has no public download URL"))
+        raise _missing_error(spec, target, reason="it has no public download URL")
     return _download(spec, target, progress)
 
 
@@ -79,16 +79,33 @@ def _download(spec: ModelSpec, target: Path, progress: bool) -> Path:
             errors.append(f"{url}: {type(exc).__name__}")
             continue
         return Path(fetched)  # a .zip release (EfficientSAM ViT-S) is read in place by its reader
-    raise WeightsNotFoundError(_missing_message(spec, target, reason="; ".join(errors)))
+    raise _missing_error(spec, target, reason="; ".join(errors))
 
 
-def _missing_message(spec: ModelSpec, target: Path, reason: str) -> str:
+def _missing_error(spec: ModelSpec, target: Path, reason: str) -> WeightsNotFoundError:
+    """The error for weights that are nowhere.  Its message ends with how to give the file
+    from Python; ``error.remedy`` is that exact phrase, so that a front end can put its own
+    words in its place (the CLI: ``--checkpoint PATH``; the widget: its file field)."""
     source = f"Download {spec.urls[0]}" if spec.urls else (spec.download_hint or "Get the official file")
-    return (
+    remedy = f"pass checkpoint='/path/to/{spec.file_name}'"
+    error = WeightsNotFoundError(
         f"The weights of {spec.name} are not available ({reason}). {source} and save it as "
-        f"{target} (folder {target.parent}; set ${CACHE_ENV} to use another folder), or pass "
-        f"checkpoint='/path/to/{spec.file_name}'."
+        f"{target} (folder {target.parent}; set ${CACHE_ENV} to use another folder), or {remedy}."
     )
+    error.remedy = remedy
+    error.file_name = spec.file_name
+    return error
+
+
+def reword_remedy(error: Exception, remedy: str) -> Exception:
+    """``error`` with its Python remedy ("pass checkpoint='...'") replaced by ``remedy``
+    (e.g. "pass --checkpoint /path/to/mobile_sam.pt"); other errors come back unchanged."""
+    old = getattr(error, "remedy", None)
+    if not old or old not in str(error):
+        return error
+    reworded = WeightsNotFoundError(str(error).replace(old, remedy))
+    reworded.remedy, reworded.file_name = remedy, getattr(error, "file_name", "")
+    return reworded
 
 
 def _verify_cached(spec: ModelSpec, path: Path) -> None:
@@ -135,7 +152,9 @@ def load_model(name: str | ModelSpec, checkpoint=None, device=None) -> torch.nn.
     Args:
         name: a registry name (see ``napari_segany.list_models()``) or a ModelSpec.
         checkpoint: None (cache folder, then download), a path to the official file, or a
-            state dict in the official key layout.
+            state dict in the official key layout.  SAM-family state dicts may also be
+            wrapped as training checkpoints (``{'model_state': {'sam.<key>': ...}}``,
+            micro-sam / torch_em; see ``models.sam.keys``).
         device: torch device or string; None picks cuda, then mps, then cpu.
 
     Returns:
@@ -161,9 +180,17 @@ def _config_of_state_dict(spec: ModelSpec, state_dict) -> dict:
     """Builder settings a bare state dict implies (YOLO widths/depths live in the file's pickle)."""
     if spec.checkpoint_format != "ultralytics":
         return {}
+    from .checkpoints import describe_checkpoint
     from .ultralytics_reader import config_from_state_dict
 
-    return config_from_state_dict(dict(state_dict))
+    try:
+        return config_from_state_dict(dict(state_dict))
+    except CheckpointError as exc:
+        found = describe_checkpoint(state_dict, exclude=spec.name)
+        raise CheckpointError(
+            f"The given state dict is not a {spec.name} (YOLOv8) state dict: {exc}"
+            + (f" {found}" if found else "")
+        ) from None
 
 
 def _resolve_weights(spec: ModelSpec, checkpoint) -> tuple[dict, dict, str]:

@@ -13,7 +13,7 @@ from typing import Callable
 from ..engine.embedding_cache import (
     CachedEmbedding, EmbeddingCache, EmbeddingKey, model_identity, slice_digest,
 )
-from ..engine.errors import Cancelled
+from ..engine.errors import Cancelled, ImageError
 from .image_slice import ImageSource
 from .workers import EmbeddingJob, start_embedding
 
@@ -80,7 +80,10 @@ class EmbeddingManager:
         for index in indices:
             key = self.key_for(source, index)
             if key not in self.cache and self.cache.get(key) is None:  # get: the disk store too
-                self.prefetch_job = self._start(source, index, key, prefetch=True)
+                try:
+                    self.prefetch_job = self._start(source, index, key, prefetch=True)
+                except ImageError:
+                    continue  # e.g. NaN pixels: said when the user goes there, not ahead
                 return
 
     def cancel(self) -> None:

@@ -2,25 +2,31 @@
 
 The job is a generator (see ``engine.progress``): it yields Progress for the bar and returns
 an :class:`Outcome` only when every requested slice is done.  Cancelling (``RunningJob.cancel``)
-stops it at the next report (between two decoder batches, or within one encoder block), and
-the worker then emits ``aborted`` instead of ``returned``: nothing reaches the layers.
+stops it at the next report (between two decoder batches, or within one encoder block): the
+job closes its own generators there, in the worker thread (so the decoder's helper threads
+are joined before the worker ends), and raises :class:`Cancelled` instead of returning:
+nothing reaches the layers.
 
-Slices are read from the layer inside the worker, one at a time (a stack is never copied
-whole), and image embeddings go through an :class:`EmbeddingCache`, so running again with
-other parameters on the same slice only re-runs the decoder.
+Slices are read inside the worker, one at a time (a stack is never copied whole), from the
+array the run started with (``Request.data``), and image embeddings go through an
+:class:`EmbeddingCache`, so running again with other parameters on the same slice only
+re-runs the decoder.
 """
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
 
-from napari.qt.threading import create_worker
+from napari.qt.threading import GeneratorWorker, create_worker
 
 from ..engine.embedding_cache import (
     CachedEmbedding, EmbeddingCache, EmbeddingKey, model_identity, slice_digest,
 )
 from ..engine.encoding import iter_encode
-from ..engine.everything import iter_segment_everything
+from ..engine.errors import Cancelled, ImageError, WeightsNotFoundError
+from ..engine.everything import check_promptable, iter_segment_everything
+from ..engine.everything.fastsam_method import check_fastsam_network
+from ..engine.everything.object_aware import check_detector
 from ..engine.everything.presets import DETECTOR_NAME
 from ..engine.everything.stack import nested
 from ..engine.predictor import Predictor
@@ -49,6 +55,8 @@ class Request:
     detector_choice: ModelChoice | None = None  # object_aware only
     detector: object | None = None
     cache: EmbeddingCache = field(default_factory=EmbeddingCache)
+    data: object = None  # the layer's array when the run started (None: the layer's data)
+    generation: int = 0  # the widget's count of image changes when the run started
 
 
 @dataclass
@@ -61,35 +69,85 @@ class Outcome:
 def everything_job(request: Request, cancel: threading.Event):
     """Generator run by the worker; see the module docstring."""
     try:
-        if request.model is None:  # kept on the request: a later failure keeps the load
-            request.model = yield from _load(request.model_choice, "model")
-        model = request.model
-        if request.method == "object_aware" and request.detector is None:
-            request.detector = yield from _load(request.detector_choice, "detector")
-        detector = request.detector
-        results = {}
-        n = len(request.indices)
-        for k, index in enumerate(request.indices):
-            label = f"slice {k + 1}/{n}: " if n > 1 else ""
-            results[index] = yield from _one_slice(request, index, model, detector, cancel,
-                                                   (2 * k, 2 * n), label)
-        return Outcome(results, model, detector)
+        return (yield from stop_on_cancel(_segment(request, cancel), cancel))
     except RuntimeError as exc:  # torch's errors are RuntimeErrors, which superqt would swallow
         raise WorkerFailure(f"Everything mode failed: {exc}") from exc
 
 
-def _load(choice: ModelChoice, what: str):
+def stop_on_cancel(job, cancel: threading.Event):
+    """Run ``job``; at its first report after ``cancel`` is set, close it and raise Cancelled.
+
+    Closing runs the job's ``finally`` blocks here, in the worker: the decoder's helper
+    threads are joined before the worker ends (a worker merely told to quit would leave
+    the suspended job, and its threads, to the garbage collector)."""
+    while True:
+        if cancel.is_set():
+            job.close()
+            raise Cancelled("Everything mode was cancelled; nothing was written.")
+        try:
+            report = next(job)
+        except StopIteration as stop:
+            return stop.value
+        yield report
+
+
+def _segment(request: Request, cancel: threading.Event):
+    if request.model is None:  # kept on the request: a later failure keeps the load
+        model = yield from _load(request.model_choice, "model", "Checkpoint")
+        check_model_for(request.method, model)
+        request.model = model
+    model = request.model
+    if request.method == "object_aware" and request.detector is None:
+        detector = yield from _load(request.detector_choice, "detector", "Detector")
+        check_detector(detector)
+        request.detector = detector
+    detector = request.detector
+    results = {}
+    n = len(request.indices)
+    for k, index in enumerate(request.indices):
+        label = f"slice {k + 1}/{n}: " if n > 1 else ""
+        results[index] = yield from _one_slice(request, index, model, detector, cancel,
+                                               (2 * k, 2 * n), label)
+    return Outcome(results, model, detector)
+
+
+def check_model_for(method: str, model) -> None:
+    """Refuse a loaded network of the wrong kind (e.g. a detector file as FastSAM) before
+    it is kept for later runs."""
+    if method == "fastsam":
+        check_fastsam_network(model)
+    else:
+        check_promptable(model, method)
+
+
+def _load(choice: ModelChoice, what: str, field_name: str):
     from ..engine.weights import load_model
 
     yield Progress(0, 1, f"loading the {what} {choice.name}…")
-    return load_model(choice.name, checkpoint=choice.checkpoint or None, device=choice.device or None)
+    try:
+        return load_model(choice.name, checkpoint=choice.checkpoint or None,
+                          device=choice.device or None)
+    except WeightsNotFoundError as exc:
+        raise gui_wording(exc, field_name) from None
+
+
+def gui_wording(exc: Exception, field_name: str) -> Exception:
+    """A missing-weights error telling the widget's user where to give the file."""
+    from ..engine.weights import reword_remedy
+
+    file_name = getattr(exc, "file_name", "") or "the file"
+    return reword_remedy(exc, f"choose {file_name} in the {field_name} field (Browse…)")
 
 
 def _one_slice(request: Request, index, model, detector, cancel, part, label):
     """Embed (or take from the cache) and segment one slice: two halves of its progress."""
     source = request.source
-    raw = source.read(index)
-    rgb = source.to_rgb(raw)
+    raw = source.read(index, request.data)
+    try:
+        rgb = source.to_rgb(raw)
+    except ImageError as exc:  # NaN, a flat or tiny slice: say which layer and slice
+        where = f", slice {list(index)}" if index else ""
+        raise ImageError(f"{source.layer.name!r}{where}: {exc}") from None
     embedding = None
     if request.method != "fastsam":
         key = EmbeddingKey(slice_digest(raw), model_identity(model), source.normalisation())
@@ -116,16 +174,39 @@ class RunningJob:
     cancel_event: threading.Event
     request: Request
 
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel_event.is_set()
+
     def cancel(self) -> None:
-        self.cancel_event.set()  # stops the encoder within one block
-        self.worker.quit()  # stops the generator at its next report
+        # The job stops at its next report (the encoder within one block) and closes its
+        # generators itself; no worker.quit(), which would leave them suspended.
+        self.cancel_event.set()
+
+
+class SelfClosingWorker(GeneratorWorker):
+    """A generator worker whose ``quit()`` asks the job to stop itself.
+
+    napari calls ``quit()`` on its own (closing the viewer; Cancel in its activity panel):
+    superqt would then stop iterating and leave the job suspended, with its helper threads,
+    until garbage collection.  Setting the job's cancel event instead makes it stop at its
+    next report and close its generators in the worker thread (see :func:`stop_on_cancel`)."""
+
+    cancel_event: threading.Event | None = None
+
+    def quit(self) -> None:
+        if self.cancel_event is None:
+            super().quit()
+        else:
+            self.cancel_event.set()
 
 
 def start_everything(request: Request, *, on_progress, on_done, on_error, on_aborted,
                      on_finished) -> RunningJob:
     cancel = threading.Event()
     worker = create_worker(everything_job, request, cancel, _start_thread=False,
-                           _ignore_errors=True)
+                           _ignore_errors=True, _worker_class=SelfClosingWorker)
+    worker.cancel_event = cancel
     worker.yielded.connect(on_progress)
     worker.returned.connect(on_done)
     worker.errored.connect(on_error)

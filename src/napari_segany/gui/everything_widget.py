@@ -13,25 +13,36 @@ Scripting (everything a GUI user does)::
 
 Threads: loading, encoding and decoding run in a napari worker (progress bar, Cancel);
 filters and commits run on the main thread (they only re-select and paint stored masks).
+
+Robustness: a run is cancelled (nothing shown, nothing written) when its image layer is
+removed, its data replaced, or the widget closed (also when napari takes it out of its dock);
+a Run pressed while a cancelled run is still stopping starts once it has stopped.  Results
+that arrive after such a change are dropped.  Bad input is refused with a notification, never
+an exception in the event loop.
 """
 from __future__ import annotations
 
 import itertools
 
+from pathlib import Path
+
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QEvent, QTimer
 from qtpy.QtWidgets import QComboBox, QWidget
 
 from ..engine.embedding_cache import EmbeddingCache
-from ..engine.errors import ImageError, SegAnyError
-from .everything_jobs import ModelChoice, Request, detector_choice, start_everything
-from .everything_layers import RESULT_NAME, commit_slices, ensure_result_layer, show_slice
+from ..engine.errors import Cancelled, ImageError, SegAnyError, WeightsNotFoundError
+from ..engine.everything.presets import DETECTOR_NAME
+from ..engine.weights import cached_path, weights_present
+from ..models.registry import get_spec
+from .everything_jobs import ModelChoice, Request, detector_choice, gui_wording, start_everything
+from .everything_layers import commit_slices, ensure_result_layer, is_result_layer, show_slice
 from .everything_params import METHOD_TITLES
 from .everything_ui import build_controls
 from .image_slice import ImageSource
 from .labels_io import LABELS_NAME, PREVIEW_NAME, LabelsWriter, ensure_labels
-from .workers import process_events_until, start_model_load
+from .workers import alive_only, process_events_until, start_model_load
 
 FILTER_DEBOUNCE_MS = 60
 NEW_LABELS = "<new Labels layer>"
@@ -53,6 +64,10 @@ class EverythingWidget(QWidget):
         self.writer = LabelsWriter()
         self._job = None
         self._model_worker = None
+        self._queued = False  # Run pressed while a cancelled run is stopping: start after it
+        self._cancel_reason = ""  # why the running job was cancelled (said when it stops)
+        self._generation = 0  # image changes seen: results of an older image are dropped
+        self.closed = False  # closed or taken out of its dock: worker results are dropped
         self._filter_timer = QTimer(self)
         self._filter_timer.setSingleShot(True)
         self._filter_timer.setInterval(FILTER_DEBOUNCE_MS)
@@ -100,18 +115,27 @@ class EverythingWidget(QWidget):
 
     def run(self, all_slices: bool | None = None, wait: bool = True) -> dict:
         """Segment the shown slice (or all slices) in a worker; returns the unfiltered results
-        by slice index once done when ``wait``."""
+        by slice index once done when ``wait``.  Raises ImageError without an image; while a
+        cancelled run is stopping, the new one starts after it."""
         if all_slices is not None:
             self.scope_combo.setCurrentIndex(int(all_slices))
-        self._start_run()
+        if self.source is None:
+            raise ImageError("No image: open one and pick it in the widget, or call set_image(layer).")
+        self._request_run()
         if wait:
             self.wait()
         return self.results
 
-    def cancel(self) -> None:
-        """Stop the running job; nothing of it is shown or written."""
-        if self._job is not None:
-            self._job.cancel()
+    def cancel(self, reason: str = "") -> None:
+        """Stop the running job (and a run waiting for it); nothing of it is shown or written."""
+        self._queued = False
+        if self._job is None or self._job.cancelled:
+            return
+        self._cancel_reason = reason
+        self._job.cancel()
+        self.status_label.setText("Cancelling… (the current step finishes first)")
+        self.cancel_button.setEnabled(False)
+        self.run_button.setEnabled(True)  # a new run waits for this one to stop
 
     def commit(self, all_slices: bool | None = None, preserve: bool | None = None) -> int:
         """Copy the shown result (of the shown slice, or of every segmented slice) into the
@@ -143,6 +167,7 @@ class EverythingWidget(QWidget):
 
     @property
     def busy(self) -> bool:
+        """A run (running, stopping or waiting to start) or a model load is under way."""
         return self._job is not None or self._model_worker is not None
 
     def wait(self, timeout: float = 1800.0) -> None:
@@ -158,8 +183,8 @@ class EverythingWidget(QWidget):
         self.channels_edit.editingFinished.connect(self._attach_selected_image)
         self.method_combo.currentIndexChanged.connect(self._on_method)
         self.model_panel.load_requested.connect(self._preload)
-        self.run_button.clicked.connect(lambda: self.run(wait=False))
-        self.cancel_button.clicked.connect(self.cancel)
+        self.run_button.clicked.connect(self._run_clicked)
+        self.cancel_button.clicked.connect(lambda: self.cancel())
         self.filters.changed.connect(lambda: self._filter_timer.start())
         self.commit_button.clicked.connect(lambda: self.commit())
         self._on_method()
@@ -179,6 +204,7 @@ class EverythingWidget(QWidget):
     def _set_busy(self, busy: bool) -> None:
         self.run_button.setEnabled(not busy)
         self.cancel_button.setVisible(busy)
+        self.cancel_button.setEnabled(busy)
         self.progress.setVisible(busy)
         self.progress.setValue(0)
         self.commit_button.setEnabled(not busy)
@@ -190,8 +216,8 @@ class EverythingWidget(QWidget):
     # ============================ layers ===================================================
     def _refresh_layer_choices(self, event=None) -> None:
         images = [l.name for l in self.viewer.layers if isinstance(l, Image)]
-        targets = [l.name for l in self.viewer.layers
-                   if isinstance(l, Labels) and l.name not in (RESULT_NAME, PREVIEW_NAME)]
+        targets = [l.name for l in self.viewer.layers if isinstance(l, Labels)
+                   and not is_result_layer(l) and l.name != PREVIEW_NAME]
         _set_items(self.image_combo, images)
         _set_items(self.target_combo, [NEW_LABELS] + targets)
         if self.target_combo.currentText() == NEW_LABELS and LABELS_NAME in targets:
@@ -201,9 +227,9 @@ class EverythingWidget(QWidget):
 
     def _on_layer_removed(self, event) -> None:
         if self.source is not None and event.value == self.source.layer:  # == : proxies
-            self.cancel()
+            self.cancel("the image layer was removed")
             self._detach_image()
-        elif getattr(event.value, "name", None) == RESULT_NAME:
+        elif is_result_layer(event.value):
             self._stale = set(self.results)  # re-shown in a new result layer when needed
         self._refresh_layer_choices()
 
@@ -223,7 +249,7 @@ class EverythingWidget(QWidget):
             show_error(f"Cannot segment this image: {exc}")
             return
         if source != self.source:
-            self.cancel()
+            self.cancel("another image was picked")
             self._detach_image()
             self.source = source
             layer.events.data.connect(self._on_image_data)
@@ -236,7 +262,10 @@ class EverythingWidget(QWidget):
         self._forget_results()
 
     def _on_image_data(self, event=None) -> None:
-        if self.results:
+        self._generation += 1  # a result of the old data may still be on its way: dropped
+        if self._job is not None and not self._job.cancelled:
+            self.cancel("the image changed")
+        elif self.results:
             show_info("The image changed: run everything mode again (its results were dropped).")
         self._forget_results()
 
@@ -267,15 +296,32 @@ class EverythingWidget(QWidget):
         p = self.model_panel
         return ModelChoice(p.model_combo.currentText(), p.checkpoint, p.device_combo.currentText())
 
-    def _start_run(self) -> None:
-        if self.source is None:
-            raise ImageError("No image: open one and pick it in the widget, or call set_image(layer).")
+    def _run_clicked(self) -> None:
+        """The Run button: like run(wait=False), with a notification instead of an exception."""
+        try:
+            self.run(wait=False)
+        except SegAnyError as exc:
+            show_error(str(exc))
+
+    def _request_run(self) -> None:
+        if self._job is not None and self._job.cancelled:
+            self._queued = True  # starts when the cancelled run has stopped (_run_finished)
+            self.status_label.setText("Starting when the cancelled run has stopped…")
+            return
         if self.busy:
             show_info("Everything mode is already running (or a model is loading); wait or Cancel.")
             return
+        self._start_run()
+
+    def _start_run(self) -> None:
+        if self.source is None:
+            show_error("No image: open one and pick it in the widget.")
+            return
         method, choice = self.method, self._model_choice()
-        if not choice.name:
-            show_error(f"No model can run {METHOD_TITLES[method]}: none is registered.")
+        problem = self._choice_problem(method, choice)
+        if problem:
+            self.status_label.setText("Not started (see the message); nothing was written.")
+            show_error(problem)
             return
         detector = detector_choice(self.detector_row.path, choice.device)
         scope_all = self.scope_combo.currentIndex() == 1 and self.source.n_leading > 0
@@ -283,16 +329,38 @@ class EverythingWidget(QWidget):
             self.source, self._all_indices() if scope_all else [self._shown_index()], method,
             self.params.values(method), choice,
             self.model if choice == self.model_choice else None,
-            detector, self.detector if detector == self.detector_choice else None, self.cache)
+            detector, self.detector if detector == self.detector_choice else None, self.cache,
+            data=self.source.layer.data, generation=self._generation)
         self._set_busy(True)
+        self._cancel_reason = ""
         self.status_label.setText(f"{METHOD_TITLES[method]} on {len(request.indices)} slice(s)…")
         self._job = start_everything(
-            request, on_progress=self._progress, on_done=self._run_done,
-            on_error=self._run_failed, on_aborted=self._run_aborted, on_finished=self._run_finished)
+            request, on_progress=alive_only(self, self._progress),
+            on_done=alive_only(self, self._run_done), on_error=alive_only(self, self._run_failed),
+            on_aborted=alive_only(self, self._run_aborted), on_finished=self._run_finished)
+
+    def _choice_problem(self, method: str, choice: ModelChoice) -> str:
+        """What makes a run impossible before any work (no thread is started for it)."""
+        if not choice.name:
+            return f"No model can run {METHOD_TITLES[method]}: none is registered."
+        if choice.checkpoint and not Path(choice.checkpoint).expanduser().is_file():
+            return f"Checkpoint file not found: {choice.checkpoint}. Choose the file again (Browse…)."
+        if method != "object_aware":
+            return ""
+        path = self.detector_row.path
+        if path and not Path(path).expanduser().is_file():
+            return f"Detector file not found: {path}. Choose ObjectAwareModel.pt again (Browse…)."
+        if not path and self.detector is None and not weights_present(DETECTOR_NAME):
+            return (f"{METHOD_TITLES[method]} needs MobileSAMv2's detector ObjectAwareModel.pt, "
+                    f"which is not in the cache ({cached_path(DETECTOR_NAME).parent}). "
+                    f"{get_spec(DETECTOR_NAME).download_hint}, then choose it in the Detector "
+                    "field (Browse…).")
+        return ""
 
     def _run_done(self, outcome) -> None:
-        if self._job.request.source != self.source:
-            return  # another image was picked meanwhile
+        request = self._job.request
+        if request.source != self.source or request.generation != self._generation:
+            return  # another image was picked, or this one changed, meanwhile
         self.results.update(outcome.results)
         layer = ensure_result_layer(self.viewer, self.source)
         settings = self.filters.settings()
@@ -307,22 +375,31 @@ class EverythingWidget(QWidget):
         self._update_count()
 
     def _run_failed(self, exc: Exception) -> None:
+        if isinstance(exc, Cancelled):  # the job stopped itself at a cancel
+            self._run_aborted()
+            return
         self.status_label.setText("Everything mode failed; nothing was written.")
         show_error(str(exc) if isinstance(exc, (SegAnyError, ValueError)) else
                    f"Everything mode failed: {exc!r}")
 
     def _run_aborted(self) -> None:
-        self.status_label.setText("Cancelled; nothing was written.")
-        show_info("Everything mode cancelled; nothing was written.")
+        why = f" ({self._cancel_reason})" if self._cancel_reason else ""
+        self.status_label.setText(f"Cancelled{why}; nothing was written.")
+        show_info(f"Everything mode cancelled{why}; nothing was written.")
 
     def _run_finished(self) -> None:
         request = self._job.request  # models loaded by the job stay, even if it failed later
+        self._job = None
+        if self.closed:
+            return  # the controls may be gone; nothing is kept for a closed widget
         if request.model is not None:
             self.model, self.model_choice = request.model, request.model_choice
         if request.detector is not None:
             self.detector, self.detector_choice = request.detector, request.detector_choice
-        self._job = None
         self._set_busy(False)
+        if self._queued:
+            self._queued = False
+            self._start_run()
 
     def _preload(self, name: str, checkpoint: str = "", device: str = "") -> None:
         if self.busy:
@@ -338,14 +415,18 @@ class EverythingWidget(QWidget):
 
         def failed(exc):
             self.status_label.setText("No model loaded.")
+            if isinstance(exc, WeightsNotFoundError):
+                exc = gui_wording(exc, "Checkpoint")
             show_error(f"Could not load {name}: {exc}")
 
         def finished(*_):
             self._model_worker = None
-            self.model_panel.set_busy(False)
+            if not self.closed:
+                self.model_panel.set_busy(False)
 
         self._model_worker = start_model_load(name, checkpoint or None, device or None,
-                                              on_done=done, on_error=failed)
+                                              on_done=alive_only(self, done),
+                                              on_error=alive_only(self, failed))
         self._model_worker.finished.connect(finished)
 
     # ============================ filters ==================================================
@@ -386,9 +467,35 @@ class EverythingWidget(QWidget):
             text += f" on this slice; {len(self.results)} slices segmented"
         self.count_label.setText(text + ".")
 
+    # ============================ closing ==================================================
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        self.cancel()
+        self._shut_down()
         super().closeEvent(event)
+
+    def event(self, event) -> bool:
+        # napari's remove_dock_widget (the dock's close button) takes the widget out of its
+        # dock without closing it: that is the end of this widget (a re-opened one is new).
+        if event.type() == QEvent.Type.ParentChange:
+            if self.parent() is not None:
+                self._docked = True
+            elif getattr(self, "_docked", False):
+                self._shut_down()
+        return super().event(event)
+
+    def _shut_down(self) -> None:
+        """Stop the run (its worker then ends, with its threads) and let go of the viewer, so
+        that nothing reacts to this widget any more.  Layers and committed labels stay."""
+        if self.closed:
+            return
+        self.cancel("the widget was closed")
+        self.closed = True  # from now on worker results are dropped (alive_only)
+        self._filter_timer.stop()
+        self.viewer.layers.events.inserted.disconnect(self._refresh_layer_choices)
+        self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
+        self.viewer.dims.events.current_step.disconnect(self._on_step)
+        if self.source is not None:
+            self.source.layer.events.data.disconnect(self._on_image_data)
+        self.writer.attach(None)
 
 
 def _set_items(combo: QComboBox, items: list[str]) -> None:

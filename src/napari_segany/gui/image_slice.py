@@ -54,6 +54,10 @@ class ImageSource:
         if ndim > 4:
             raise ImageError(f"{self.layer.name!r} has {ndim} spatial axes; up to 4 are supported "
                              "(e.g. T, Z, Y, X). Split the extra axis into layers first.")
+        shape = self.spatial_shape
+        if min(shape) < 1 or min(shape[-2:]) < 2:
+            raise ImageError(f"{self.layer.name!r} has spatial shape {shape}: every axis needs "
+                             "pixels, and Y, X at least 2 each.")
         if self.channel_first:
             n = self.layer.data.shape[0]
             bad = [c for c in self.channels if not 0 <= c < n]
@@ -73,9 +77,12 @@ class ImageSource:
         limits = np.asarray(self.spatial_shape[: self.n_leading]) - 1
         return tuple(int(v) for v in np.clip(np.round(leading), 0, limits))
 
-    def read(self, index: tuple[int, ...]) -> np.ndarray:
-        """The raw pixels of one slice: (H, W), (H, W, 3|4) for RGB, (H, W, k) for channels."""
-        data = self.layer.data
+    def read(self, index: tuple[int, ...], data=None) -> np.ndarray:
+        """The raw pixels of one slice: (H, W), (H, W, 3|4) for RGB, (H, W, k) for channels.
+
+        ``data``: read this array (of the layer's shape) instead of the layer's current data,
+        e.g. the data a long run started with, which the user may replace meanwhile."""
+        data = self.layer.data if data is None else data
         if self.channel_first:
             planes = [np.asarray(data[(c, *index)]) for c in self.channels]
             return np.stack(planes, axis=-1)

@@ -34,6 +34,16 @@ def bind_shortcuts(widget, *providers, prompt_layers: bool = False) -> None:
                 provider.bind_key(key, handler, overwrite=True)
 
 
+def unbind_shortcuts(widget, *providers) -> None:
+    """Remove the shortcuts bound for ``widget`` (it is closed); a newer widget's stay."""
+    for provider in providers:
+        if provider is None:
+            continue
+        for binding, func in list(provider.keymap.items()):
+            if getattr(func, "segany_widget", None) is not None and func.segany_widget() is widget:
+                provider.bind_key(binding, None)
+
+
 def _handler(ref, method, doc):
     def run(_provider=None):
         widget = ref()
@@ -42,4 +52,5 @@ def _handler(ref, method, doc):
 
     run.__name__ = f"segany_{method}"
     run.__doc__ = doc
+    run.segany_widget = ref  # which widget it drives (see unbind_shortcuts)
     return run

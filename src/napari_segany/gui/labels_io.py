@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from napari.layers import Labels
 
+from ..engine.errors import SegAnyError
 from ..engine.interactive import (
     MaxLabelTracker, ObjectMask, commit_mask, paint_preview, union_bbox,
 )
@@ -37,6 +38,15 @@ def ensure_labels(viewer, source: ImageSource, layer: Labels | None = None) -> L
         scale=source.spatial_scale, translate=source.spatial_translate)
 
 
+def own_labels(viewer, source: ImageSource) -> Labels | None:
+    """Our Labels layer (by name) if it fits the image: the one to adopt when no layer was
+    chosen, e.g. after the widget was closed and opened again, rather than a second one."""
+    layer = viewer.layers[LABELS_NAME] if LABELS_NAME in viewer.layers else None
+    if isinstance(layer, Labels) and tuple(layer.data.shape) == source.spatial_shape:
+        return layer
+    return None
+
+
 class LabelsWriter:
     """Commits object masks into a Labels layer with new ids (max + 1, tracked, not scanned)."""
 
@@ -44,7 +54,8 @@ class LabelsWriter:
         self.layer: Labels | None = None
         self.tracker = MaxLabelTracker()
 
-    def attach(self, layer: Labels) -> None:
+    def attach(self, layer: Labels | None) -> None:
+        """Commit into ``layer`` from now on (None: no target until the next attach)."""
         if layer == self.layer:  # == : plugin widgets get napari's proxies of layers
             return
         if self.layer is not None:
@@ -52,8 +63,9 @@ class LabelsWriter:
             self.layer.events.paint.disconnect(self._on_painted)
         self.layer = layer
         self.tracker = MaxLabelTracker()
-        layer.events.data.connect(self._on_replaced)
-        layer.events.paint.connect(self._on_painted)
+        if layer is not None:
+            layer.events.data.connect(self._on_replaced)
+            layer.events.paint.connect(self._on_painted)
 
     def _on_replaced(self, event=None) -> None:
         self.tracker.invalidate()
@@ -72,6 +84,7 @@ class LabelsWriter:
         Returns the ids used (objects with nothing left to write are skipped).
         """
         layer = self.layer
+        _check_ids_fit(layer, self.tracker.next_id(layer.data) + len(masks) - 1)
         plane = layer.data[index] if index else layer.data
         ids = []
         with layer.block_history():
@@ -88,6 +101,17 @@ class LabelsWriter:
                 self.tracker.observe(new_id)
                 ids.append(new_id)
         return ids
+
+
+def _check_ids_fit(layer: Labels, largest: int) -> None:
+    """Refuse a commit whose new ids overflow the layer's integer type (numpy would raise in
+    the middle of the writes, or wrap around onto other objects)."""
+    dtype = np.dtype(layer.data.dtype)
+    if np.issubdtype(dtype, np.integer) and largest > np.iinfo(dtype).max:
+        raise SegAnyError(
+            f"The Labels layer {layer.name!r} holds {dtype} ids (at most {np.iinfo(dtype).max}): "
+            "no id is left for the new object(s). Convert it (Layer > Convert data type > "
+            "uint32) or pick another Labels layer, then commit again: the objects are kept.")
 
 
 class PreviewLayer:

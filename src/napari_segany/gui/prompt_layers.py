@@ -75,6 +75,14 @@ class PromptLayers:
         if self._remember_button not in self.points.mouse_drag_callbacks:
             self.points.mouse_drag_callbacks.insert(0, self._remember_button)
 
+    def detach(self) -> None:
+        """Stop listening to the layers (the widget is closed); the layers stay."""
+        for layer in (self.points, self.boxes):
+            if layer is not None:
+                layer.events.data.disconnect(self._on_data)
+        if self.points is not None and self._remember_button in self.points.mouse_drag_callbacks:
+            self.points.mouse_drag_callbacks.remove(self._remember_button)
+
     def alive(self) -> bool:
         return (self.points is not None and self.points in self.viewer.layers
                 and self.boxes is not None and self.boxes in self.viewer.layers)

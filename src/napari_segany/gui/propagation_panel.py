@@ -40,16 +40,20 @@ from ..engine.propagation import iter_propagate_stack
 from ..engine.propagation_prefetch import SliceStack
 from ..engine.propagation_prompts import StopRules, anisotropy
 from ..models.registry import PROMPTABLE
-from .workers import WorkerFailure, process_events_until
+from .workers import WorkerFailure, alive_only, process_events_until
+
 
 @dataclass(frozen=True)
 class _Run:
-    """A prepared propagation: the engine job, the Labels layer to write and the object id."""
+    """A prepared propagation: the engine job, the Labels layer to write and the object id,
+    the image it reads and the shape both had when it started."""
 
     job: object
     layer: object
     value: int
     preserve: bool
+    image: object = None
+    shape: tuple = ()
 
 
 DIRECTIONS = {"both": "Both ways", "forward": "Forward (+)", "backward": "Backward (−)"}
@@ -65,6 +69,8 @@ class PropagationPanel(QWidget):
         self.worker = None
         self.last_result = None
         self._cancel: threading.Event | None = None
+        self._run: _Run | None = None  # the running propagation
+        self._cancel_reason = ""  # why it was cancelled, when not by the user
         self._source = None  # the image the axis/range controls were built for
         self._watched = None  # the Labels layer whose writes tell the last object id
         self.last_written_id = 0
@@ -94,6 +100,22 @@ class PropagationPanel(QWidget):
         """Stop the running propagation; nothing is written."""
         if self._cancel is not None:
             self._cancel.set()
+
+    def layer_removed(self, layer) -> None:
+        """The host saw ``layer`` leave the viewer: a run reading or writing it stops."""
+        run = self._run
+        if run is None or self._cancel is None or self._cancel.is_set():
+            return
+        if layer == run.image or layer == run.layer:  # == : proxies
+            kind = "image" if layer == run.image else "Labels layer"
+            self._cancel_reason = f"The {kind} {layer.name!r} was removed"
+            self.cancel()
+
+    def release(self) -> None:
+        """Stop watching the Labels layer (the host widget is closed)."""
+        if self._watched is not None:
+            self._watched.events.paint.disconnect(self._on_paint)
+            self._watched = None
 
     @property
     def busy(self) -> bool:
@@ -225,6 +247,10 @@ class PropagationPanel(QWidget):
         source, axis = host.source, self.axis_combo.currentIndex()
         if source.n_leading < 1:
             raise SegAnyError("The image is 2D: propagation needs a z-stack or a time series.")
+        if tuple(layer.data.shape) != source.spatial_shape:
+            raise SegAnyError(f"The Labels layer {layer.name!r} has shape {tuple(layer.data.shape)}"
+                              f", the image {source.spatial_shape}: pick a Labels layer of the "
+                              "image's shape in the widget.")
         index = source.index_from_world(host.viewer.dims.point)
         value = self._object_id(layer, index, object_id)
         seed = np.asarray(layer.data[index]) == value
@@ -241,7 +267,8 @@ class PropagationPanel(QWidget):
             self.direction_combo.currentData(), stop_at=(first, last), steps=_steps(source, axis),
             rules=self._rules(), cache=host.cache, cancel=self._cancel,
             meta=dict(axis=axis, position=index))
-        return _Run(job, layer, value, not self.overwrite_check.isChecked())
+        return _Run(job, layer, value, not self.overwrite_check.isChecked(), source.layer,
+                    tuple(layer.data.shape))
 
     def _object_id(self, layer, index, chosen) -> int:
         value = chosen if chosen is not None else self.object_spin.value()
@@ -261,10 +288,11 @@ class PropagationPanel(QWidget):
 
     def _start(self, job: _Run) -> None:
         worker = create_worker(_guarded, job.job, _start_thread=False, _ignore_errors=True)
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(lambda result: self._on_done(result, job))
-        worker.errored.connect(self._on_error)
-        self.worker = worker
+        # Results come through the event loop: dropped if the viewer closed meanwhile.
+        worker.yielded.connect(alive_only(self, self._on_progress))
+        worker.returned.connect(alive_only(self, lambda result: self._on_done(result, job)))
+        worker.errored.connect(alive_only(self, self._on_error))
+        self.worker, self._run, self._cancel_reason = worker, job, ""
         self._set_busy(True)
         self.status_label.setText(f"Propagating object {job.value}…")
         worker.start()
@@ -280,6 +308,12 @@ class PropagationPanel(QWidget):
         if layer not in self.host.viewer.layers:
             show_warning(f"The Labels layer {layer.name!r} is gone: nothing was written.")
             return
+        if tuple(layer.data.shape) != job.shape:
+            self.status_label.setText("The Labels layer changed shape; nothing was written.")
+            show_warning(f"The data of {layer.name!r} was replaced by an array of shape "
+                         f"{tuple(layer.data.shape)} during the propagation (it was {job.shape}): "
+                         "nothing was written. Propagate again.")
+            return
         coords, values = result.label_changes(layer.data, value, preserve=job.preserve)
         with layer.block_history():  # one Ctrl+Z undoes the whole propagation
             if values.size:
@@ -291,14 +325,15 @@ class PropagationPanel(QWidget):
     def _on_error(self, exc: Exception) -> None:
         self._finish()
         if isinstance(exc, Cancelled):
+            reason = f"{self._cancel_reason}: p" if self._cancel_reason else "P"
             self.status_label.setText("Cancelled; nothing was written.")
-            show_info("Propagation cancelled; nothing was written.")
+            show_info(f"{reason}ropagation cancelled; nothing was written.")
             return
         self.status_label.setText("The propagation failed; nothing was written.")
         show_error(f"The propagation failed: {exc}")
 
     def _finish(self) -> None:
-        self.worker, self._cancel = None, None
+        self.worker, self._cancel, self._run = None, None, None
         self._set_busy(False)
 
     def _watch(self, layer) -> None:
@@ -335,8 +370,11 @@ def _guarded(job):
 
 def _stack(source, axis: int, index: tuple) -> SliceStack:
     """The slices of the host's image along ``axis`` through ``index``, seen as the widget
-    sees them (same raw pixels and normalisation, hence the same embedding cache keys)."""
+    sees them (same raw pixels and normalisation, hence the same embedding cache keys).
+    The run reads the data array it started with: the user may replace the layer's data
+    (another shape) meanwhile, and it is read from the worker's threads."""
     normalisation = source.normalisation()
+    data = source.layer.data
     if source.channel_first:
         to_rgb = source.to_rgb  # per-channel percentiles: no layer state read in the thread
     else:
@@ -348,7 +386,7 @@ def _stack(source, axis: int, index: tuple) -> SliceStack:
     def read(i: int):
         where = list(index)
         where[axis] = i
-        return source.read(tuple(where))
+        return source.read(tuple(where), data)
 
     return SliceStack(source.spatial_shape[axis], read, to_rgb, normalisation)
 

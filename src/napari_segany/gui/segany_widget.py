@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QEvent, QTimer
 from qtpy.QtWidgets import QComboBox, QGroupBox, QVBoxLayout, QWidget
 
 from ..engine.embedding_cache import EmbeddingCache
@@ -27,17 +27,17 @@ from ..engine.interactive import InteractiveSession, ObjectMask, group_prompts
 from ..engine.fastsam_interactive import FastSAMPredictor, FastSAMSession
 from ..engine.predictor import Predictor
 from ..models.registry import INSTANCE
-from ..engine.prompts import box_to_rectangle
+from ..engine.prompts import box_to_rectangle, fit_prompts
 from .embeddings import EmbeddingManager
 from .image_slice import ImageSource
-from .keybindings import bind_shortcuts
-from .labels_io import PREVIEW_NAME, LabelsWriter, PreviewLayer, ensure_labels
+from .keybindings import bind_shortcuts, unbind_shortcuts
+from .labels_io import PREVIEW_NAME, LabelsWriter, PreviewLayer, ensure_labels, own_labels
 from .decoding import DecodeQueue
 from .prompt_layers import BOXES_NAME, POINTS_NAME, PromptLayers
 from .propagation_panel import PropagationPanel
 from .segany_ui import build_controls
 from .store_panel import StorePanel
-from .workers import process_events_until, start_model_load
+from .workers import alive_only, process_events_until, start_model_load
 
 DECODE_DEBOUNCE_MS = 15  # coalesces the bursts of events of one edit (add + select + ...)
 CONTRAST_DEBOUNCE_MS = 400  # a contrast slider drag re-embeds once, when it stops
@@ -59,29 +59,40 @@ class SegAnyWidget(QWidget):
         self._model_worker = None
         self._embedded_key = None  # the embedding the predictor holds
         self._warned_no_model = False
-        self.decoder = DecodeQueue(on_result=self._show_masks, on_error=self._decode_failed)
+        self._shape = None  # the image's spatial shape when it was attached
+        self._left_out = (0, 0, 0)  # prompts of the shown slice ignored (and said so)
+        self.closed = False  # closed or taken out of its dock: worker results are dropped
+        # Worker results arrive through the event loop, possibly after the widget closed.
+        self.decoder = DecodeQueue(on_result=alive_only(self, self._show_masks),
+                                   on_error=alive_only(self, self._decode_failed))
         self.prompts = PromptLayers(napari_viewer, self._schedule_decode)
         self.preview = PreviewLayer(napari_viewer)
         self.writer = LabelsWriter()
         self.embeddings = EmbeddingManager(
-            self.cache, on_ready=lambda job: self._schedule_decode(), on_progress=self._progress,
-            on_busy=self._set_embedding_busy, on_error=self._embedding_failed,
-            on_cancelled=lambda: show_info("Embedding cancelled."))
+            self.cache, on_ready=alive_only(self, lambda job: self._schedule_decode()),
+            on_progress=alive_only(self, self._progress),
+            on_busy=alive_only(self, self._set_embedding_busy),
+            on_error=alive_only(self, self._embedding_failed),
+            on_cancelled=alive_only(self, lambda: show_info("Embedding cancelled.")))
         self._build_ui()
         self._decode_timer = _single_shot(self, DECODE_DEBOUNCE_MS, self._decode_now)
         self._contrast_timer = _single_shot(self, CONTRAST_DEBOUNCE_MS, self._contrast_settled)
+        # After a removal, not during it: napari's layers.clear() removes until none is left.
+        self._pick_timer = _single_shot(self, 0, self._attach_first_image)
         self._connect_viewer()
         bind_shortcuts(self, napari_viewer)
         self._refresh_layer_choices()
+        self._attach_first_image()
 
     # ============================ public API (documented in docs/user-guide.md) ============
     def set_image(self, layer, channel_first: bool = False, channels=(0, 1, 2)) -> None:
         """Segment ``layer`` (an Image layer or its name); creates the prompt/preview/labels
         layers. ``channel_first``: the first axis holds channels, ``channels`` go to R, G, B."""
         layer = self.viewer.layers[layer] if isinstance(layer, str) else layer
-        self.channel_check.setChecked(channel_first)
+        with _signals_blocked(self.channel_check):  # no attach of the old image with these
+            self.channel_check.setChecked(channel_first)
         self.channels_edit.setText(",".join(str(c) for c in channels))
-        self.image_combo.setCurrentText(layer.name)
+        _select(self.image_combo, layer.name)
         self._attach_image(layer)
 
     def set_labels(self, layer) -> None:
@@ -104,6 +115,7 @@ class SegAnyWidget(QWidget):
         boxes: (M, 4) row0, col0, row1, col1.  Computes the embedding if needed.
         """
         self._require_image()
+        self._ensure_own_layers()
         prefix = list(self._shown_index())
         for i, rc in enumerate([] if points is None else points):
             positive = True if labels is None else bool(labels[i])
@@ -131,7 +143,13 @@ class SegAnyWidget(QWidget):
             show_info("Nothing to commit: click on an object first.")
             return []
         keep = self.preserve_check.isChecked() if preserve is None else preserve
-        ids = self.writer.commit(self.index, masks, preserve=keep)
+        try:
+            self._use_labels(self._commit_target())
+            ids = self.writer.commit(self.index, masks, preserve=keep)
+        except (SegAnyError, ValueError) as exc:  # checked before anything is written
+            self.status_label.setText("Nothing was committed; the objects are kept.")
+            show_error(f"Cannot commit: {exc}")
+            return []
         self._reset_objects(clear_prompts=True)
         self.status_label.setText("Committed. Click on the next object." if ids else "Nothing written.")
         if ids:
@@ -152,8 +170,9 @@ class SegAnyWidget(QWidget):
         one, else undo the last edit (e.g. a commit) of the Labels layer."""
         if self.source is None:
             return
+        self._ensure_own_layers()
         if not self.prompts.remove_last(self.source, self._shown_index()):
-            if self.writer.layer is not None:
+            if self.writer.layer is not None and self.writer.layer in self.viewer.layers:
                 self.writer.layer.undo()
 
     def next_candidate(self, step: int = 1) -> ObjectMask | None:
@@ -214,10 +233,16 @@ class SegAnyWidget(QWidget):
         self.split_check.toggled.connect(lambda _: self._schedule_decode())
         self.refine_check.toggled.connect(self._on_refine_toggled)
         self.cancel_button.clicked.connect(self.cancel)
-        self.embed_button.clicked.connect(lambda: self.compute_embedding(wait=False))
+        self.embed_button.clicked.connect(self._embed_clicked)
         self.candidate_button.clicked.connect(lambda: self.next_candidate())
         self.commit_button.clicked.connect(lambda: self.commit())
         self.discard_button.clicked.connect(self.discard)
+
+    def _embed_clicked(self) -> None:
+        try:
+            self.compute_embedding(wait=False)
+        except SegAnyError as exc:  # no image, or a slice the model cannot take
+            show_warning(str(exc))
 
     def _update_sign_label(self) -> None:
         sign = "positive (green)" if self.prompts.positive else "negative (red)"
@@ -241,61 +266,137 @@ class SegAnyWidget(QWidget):
 
     # ============================ layers ===================================================
     def _connect_viewer(self) -> None:
-        self.viewer.layers.events.inserted.connect(self._refresh_layer_choices)
+        self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
+        self.viewer.layers.events.connect(self._on_layer_event)
         self.viewer.dims.events.current_step.connect(self._on_step)
 
-    def _refresh_layer_choices(self, event=None) -> None:
+    def _disconnect_viewer(self) -> None:
+        self.viewer.layers.events.inserted.disconnect(self._on_layer_inserted)
+        self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
+        self.viewer.layers.events.disconnect(self._on_layer_event)
+        self.viewer.dims.events.current_step.disconnect(self._on_step)
+
+    def _refresh_layer_choices(self) -> None:
         images = [l.name for l in self.viewer.layers if isinstance(l, Image)]
         labels = [l.name for l in self.viewer.layers
                   if isinstance(l, Labels) and l.name not in OWN_LAYERS]
         _set_items(self.image_combo, images)
         _set_items(self.labels_combo, [NEW_LABELS] + labels)
-        if self.writer.layer is not None and self.writer.layer.name in labels:
-            self.labels_combo.setCurrentText(self.writer.layer.name)
-        inserted = getattr(event, "value", None)
-        if self.source is None and images and (event is None or isinstance(inserted, Image)):
-            if isinstance(inserted, Image):
-                self.image_combo.setCurrentText(inserted.name)
-            self._attach_selected_image()
+        self._show_choices()
+
+    def _show_choices(self) -> None:
+        """Make the combo boxes name what is in use (after a rename or a refused pick)."""
+        if self.source is not None:
+            _select(self.image_combo, self.source.layer.name)
+            with _signals_blocked(self.channel_check):
+                self.channel_check.setChecked(self.source.channel_first)
+            self.channels_edit.setText(",".join(str(c) for c in self.source.channels))
+        if self.writer.layer is not None and self.writer.layer in self.viewer.layers:
+            _select(self.labels_combo, self.writer.layer.name)
+
+    def _on_layer_inserted(self, event) -> None:
+        self._refresh_layer_choices()
+        if isinstance(event.value, Image):
+            self._attach_first_image(preferred=event.value)
+
+    def _on_layer_event(self, event) -> None:
+        if event.type == "name":  # a layer was renamed: the choices list names
+            self._refresh_layer_choices()
 
     def _on_layer_removed(self, event) -> None:
-        if self.source is not None and event.value == self.source.layer:  # == : proxies
-            self.embeddings.cancel()
-            self.source, self.session, self.index = None, None, None
-        if self.writer.layer is not None and event.value == self.writer.layer:
-            self.writer = LabelsWriter()
-        self._refresh_layer_choices(event)
+        removed = event.value
+        if self.source is not None and removed == self.source.layer:  # == : proxies
+            self._detach_image()
+        elif self.source is not None and self._is_own_layer(removed):
+            self._schedule_decode()  # _decode_now re-creates it
+        if self.writer.layer is not None and removed == self.writer.layer:
+            self.writer.attach(None)  # the next commit creates (or adopts) one
+        self.propagation.layer_removed(removed)
+        self._refresh_layer_choices()
+        if self.source is None:
+            self._pick_timer.start()
+
+    def _is_own_layer(self, layer) -> bool:
+        own = (self.prompts.points, self.prompts.boxes, self.preview.layer)
+        return any(o is not None and layer == o for o in own)
+
+    def _attach_first_image(self, preferred=None) -> None:
+        """Without an image, pick one by itself: ``preferred`` (a new layer) or the first
+        image that can be segmented; if none can, say why for the first."""
+        if self.source is not None or self.closed:
+            return
+        candidates = [preferred] if preferred is not None else []
+        candidates += [l for l in self.viewer.layers if isinstance(l, Image)]
+        for layer in candidates:
+            try:
+                self._source_for(layer)
+            except (ImageError, ValueError):
+                continue
+            return self._attach_image(layer)
+        if candidates:
+            self._attach_image(candidates[0])  # the notification says why not
 
     def _attach_selected_image(self) -> None:
         name = self.image_combo.currentText()
         if name and name in self.viewer.layers:
             self._attach_image(self.viewer.layers[name])
 
+    def _source_for(self, layer) -> ImageSource:
+        """How the widget would read ``layer`` (the channel controls); ImageError if it cannot."""
+        if not isinstance(layer, Image):
+            raise ImageError(f"{layer.name!r} is a {type(layer).__name__} layer: pick an "
+                             "Image layer to segment.")
+        channels = tuple(int(c) for c in self.channels_edit.text().replace(" ", "").split(",") if c)
+        source = ImageSource(layer, self.channel_check.isChecked(), channels)
+        source.check()
+        return source
+
     def _attach_image(self, layer) -> None:
         try:
-            if not isinstance(layer, Image):
-                raise ImageError(f"{layer.name!r} is a {type(layer).__name__} layer: pick an "
-                                 "Image layer to segment.")
-            channels = tuple(int(c) for c in self.channels_edit.text().replace(" ", "").split(",") if c)
-            source = ImageSource(layer, self.channel_check.isChecked(), channels)
-            source.check()
+            source = self._source_for(layer)
         except (ImageError, ValueError) as exc:
             show_error(f"Cannot segment this image: {exc}")
+            self._show_choices()  # the controls keep naming the image in use
             return
         if self.source is not None:
             _disconnect_image(self.source.layer, self)
         self.embeddings.cancel()
-        self.source = source
+        self.source, self._shape = source, source.spatial_shape
         self.store_panel.attach(layer)
-        self.prompts.attach(source)
-        self.preview.attach(source)
+        self._attach_own_layers(source)
         self._attach_labels(fitting_only=True)
         layer.events.data.connect(self._on_image_data)
         layer.events.contrast_limits.connect(self._on_contrast)
-        bind_shortcuts(self, self.prompts.points, self.prompts.boxes, prompt_layers=True)
         self.viewer.layers.selection.active = self.prompts.points
         self._reset_objects(clear_prompts=False)
+
+    def _detach_image(self) -> None:
+        """The image layer is gone: stop the work on it. The model, its session and the
+        committed labels stay; the objects of that image are dropped."""
+        _disconnect_image(self.source.layer, self)
+        self.embeddings.cancel()
+        self.embeddings.cancel_prefetch()
+        self.store_panel.detach()
+        self._forget_objects()
+        if self.preview.alive():
+            self.preview.reset()
+        self.source, self.index, self._shape = None, None, None
+        self.status_label.setText("The image was removed: pick another one.")
+
+    def _attach_own_layers(self, source) -> None:
+        """The prompt and preview layers: created, or adopted by name."""
+        self.prompts.attach(source)
+        self.preview.attach(source)
+        bind_shortcuts(self, self.prompts.points, self.prompts.boxes, prompt_layers=True)
+
+    def _ensure_own_layers(self) -> None:
+        """Re-create (or re-adopt) the prompt and preview layers if the user deleted them."""
+        if self.source is None or (self.prompts.alive() and self.preview.alive()):
+            return
+        self._attach_own_layers(self.source)
+        self.preview.show(self.masks)  # the preview starts empty
+        self._move_own_layers_up()
 
     def _attach_labels(self, fitting_only: bool = False) -> None:
         if self.source is None:
@@ -305,14 +406,32 @@ class SegAnyWidget(QWidget):
         if fitting_only and chosen is not None and chosen.data.shape != self.source.spatial_shape:
             chosen = None  # another image was picked: its own new Labels layer
         try:
-            layer = ensure_labels(self.viewer, self.source, chosen)
+            layer = ensure_labels(self.viewer, self.source, chosen or own_labels(self.viewer, self.source))
         except ValueError as exc:
             show_error(str(exc))
+            self._show_choices()  # the combo keeps naming the layer commits go to
             return
+        self._use_labels(layer)
+
+    def _commit_target(self):
+        """The Labels layer in use while it fits the image; a new (or adopted) one once the
+        user deleted it. ValueError when its data no longer has the image's shape."""
+        layer = self.writer.layer
+        if layer is None or layer not in self.viewer.layers:
+            layer = own_labels(self.viewer, self.source)
+        return ensure_labels(self.viewer, self.source, layer)
+
+    def _use_labels(self, layer) -> None:
+        new = layer != self.writer.layer
         self.writer.attach(layer)
-        self.labels_combo.setCurrentText(layer.name)
+        _select(self.labels_combo, layer.name)
         self.propagation.sync()
-        if self.prompts.alive():  # keep the prompts and the preview drawn on top
+        if new:
+            self._move_own_layers_up()
+
+    def _move_own_layers_up(self) -> None:
+        """Keep the prompts and the preview drawn on top of the labels."""
+        if self.prompts.alive() and self.preview.alive():
             for own in (self.preview.layer, self.prompts.boxes, self.prompts.points):
                 self.viewer.layers.move(self.viewer.layers.index(own), len(self.viewer.layers))
 
@@ -327,7 +446,8 @@ class SegAnyWidget(QWidget):
         self.status_label.setText(f"Loading {name}…")
         self._model_worker = start_model_load(
             name, checkpoint or None, device or None,
-            on_done=self._model_loaded, on_error=self._model_failed)
+            on_done=alive_only(self, self._model_loaded),
+            on_error=alive_only(self, self._model_failed))
 
     def _model_loaded(self, model) -> None:
         self._model_done()
@@ -364,7 +484,9 @@ class SegAnyWidget(QWidget):
                 session.refine_with_mask = bool(checked)
     def _model_failed(self, exc: Exception) -> None:
         self._model_done()
-        self.status_label.setText("No model loaded.")
+        still = self.predictor.spec.name if self.predictor is not None else None
+        self.status_label.setText(f"Could not load the model; {still} is still in use." if still
+                                  else "No model loaded.")
         show_error(f"Could not load the model: {exc}" if not isinstance(exc, SegAnyError)
                    else str(exc))
 
@@ -380,13 +502,17 @@ class SegAnyWidget(QWidget):
 
     def _decode_now(self) -> None:
         self._decode_timer.stop()
-        if self.source is None or not self.prompts.alive():
+        if self.source is None or self.closed:
             return
+        self._ensure_own_layers()
         index = self._shown_index()
         if index != self.index:
             self._change_slice(index)
-        points_xy, labels, boxes = self.prompts.prompts_on(self.source, index)
-        prompts = group_prompts(points_xy, labels, boxes, self.split_check.isChecked())
+        fitted = fit_prompts(*self.prompts.prompts_on(self.source, index),
+                             self.source.spatial_shape[-2:])
+        self._say_left_out(fitted)
+        prompts = group_prompts(fitted.points_xy, fitted.labels, fitted.boxes,
+                                self.split_check.isChecked())
         if not prompts:
             self._show_objects([])
             return
@@ -397,6 +523,12 @@ class SegAnyWidget(QWidget):
     def _show_objects(self, prompts) -> None:
         if self.session is not None:
             self.decoder.submit(self.session, prompts)
+
+    def _say_left_out(self, fitted) -> None:
+        """Warn when prompts off the image are ignored: once, not at every later click."""
+        if any(fitted.left_out) and fitted.left_out != self._left_out:
+            show_warning(fitted.describe_left_out())
+        self._left_out = fitted.left_out
 
     def _decode_failed(self, exc) -> None:
         if isinstance(exc, PromptError):
@@ -460,10 +592,17 @@ class SegAnyWidget(QWidget):
         self.preview.reset()
 
     def _on_image_data(self, event=None) -> None:
+        if self.source is None:
+            return
         self.embeddings.forget_digests()
         self._embedded_key = None
-        labels = self.writer.layer
-        if self.source is not None and labels is not None and self.source.spatial_shape != labels.data.shape:
+        try:
+            self.source.check()
+        except ImageError as exc:  # e.g. replaced by an empty or 5D array
+            show_error(f"Cannot segment {self.source.layer.name!r} any more: {exc}")
+            self._detach_image()
+            return
+        if self.source.spatial_shape != self._shape:
             self._attach_image(self.source.layer)  # the shape changed: new labels and prompts
             return
         self._schedule_decode()
@@ -500,12 +639,41 @@ class SegAnyWidget(QWidget):
             show_warning("Load a model first (Model > Load model); the prompts are kept.")
         return False
 
+    # ============================ closing ==================================================
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        self.propagation.cancel()
+        self._shut_down()
+        super().closeEvent(event)
+
+    def event(self, event) -> bool:
+        # napari's remove_dock_widget (the dock's close button) takes the widget out of its
+        # dock without closing it: that is the end of this widget (a re-opened one is new).
+        if event.type() == QEvent.Type.ParentChange:
+            if self.parent() is not None:
+                self._docked = True
+            elif getattr(self, "_docked", False):
+                self._shut_down()
+        return super().event(event)
+
+    def _shut_down(self) -> None:
+        """Stop all work and let go of the viewer (events, shortcuts), so that nothing reacts
+        to this widget any more and no thread is left running. Layers and labels stay."""
+        if self.closed:
+            return
+        self.closed = True  # from now on worker results are dropped (alive_only)
+        for timer in (self._decode_timer, self._contrast_timer, self._pick_timer):
+            timer.stop()
+        self.propagation.cancel()  # its worker ends with Cancelled: nothing is written
         self.store_panel.cancel()
         self.embeddings.cancel()
         self.embeddings.cancel_prefetch()
-        super().closeEvent(event)
+        self.decoder.invalidate()
+        self._disconnect_viewer()
+        if self.source is not None:
+            _disconnect_image(self.source.layer, self)
+        self.prompts.detach()
+        self.writer.attach(None)
+        self.propagation.release()
+        unbind_shortcuts(self, self.viewer, self.prompts.points, self.prompts.boxes)
 
 
 def _single_shot(parent, ms: int, slot) -> QTimer:
@@ -514,6 +682,24 @@ def _single_shot(parent, ms: int, slot) -> QTimer:
     timer.setInterval(ms)
     timer.timeout.connect(slot)
     return timer
+
+
+class _signals_blocked:
+    """``with _signals_blocked(control):`` set a control without running its handlers."""
+
+    def __init__(self, control):
+        self.control = control
+
+    def __enter__(self):
+        self._was = self.control.blockSignals(True)
+
+    def __exit__(self, *exc):
+        self.control.blockSignals(self._was)
+
+
+def _select(combo: QComboBox, text: str) -> None:
+    with _signals_blocked(combo):
+        combo.setCurrentText(text)
 
 
 def _set_items(combo: QComboBox, items: list[str]) -> None:

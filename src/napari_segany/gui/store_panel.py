@@ -32,8 +32,19 @@ from ..engine.tiled_predictor import TiledPredictor
 from ..models.registry import PROMPTABLE
 from ..engine.tiled_session import TiledSession
 from ..engine.tiling import default_halo, default_threshold, needs_tiling
+from .workers import alive_only
 
 METADATA_KEY = "napari_segany_store"
+#: One store per folder in the process: each has a writer thread for the life of the
+#: process, so re-opened widgets and folders chosen again share it instead of adding one.
+_STORES: dict[Path, EmbeddingStore] = {}
+
+
+def _store_for(folder: Path) -> EmbeddingStore:
+    store = _STORES.get(folder)
+    if store is None:
+        store = _STORES[folder] = EmbeddingStore(folder, write_behind=True)
+    return store
 
 
 class StorePanel(QWidget):
@@ -149,9 +160,11 @@ class StorePanel(QWidget):
             self._cancel = threading.Event()
             self.worker = create_worker(self.tiled.iter_embed, cancel=self._cancel,
                                         _start_thread=False, _ignore_errors=True)
-            self.worker.yielded.connect(lambda r: self.progress.setValue(int(100 * r.fraction)))
-            self.worker.finished.connect(self._embedding_finished)
-            self.worker.errored.connect(self._embedding_failed)
+            # Results come through the event loop: dropped if the viewer closed meanwhile.
+            self.worker.yielded.connect(
+                alive_only(self, lambda r: self.progress.setValue(int(100 * r.fraction))))
+            self.worker.finished.connect(alive_only(self, self._embedding_finished))
+            self.worker.errored.connect(alive_only(self, self._embedding_failed))
             self._set_busy(True)
             self.worker.start()
         if wait:
@@ -161,6 +174,10 @@ class StorePanel(QWidget):
     def cancel(self) -> None:
         if self._cancel is not None:
             self._cancel.set()
+
+    def detach(self) -> None:
+        """The image is gone: stop embedding its tiles and drop them."""
+        self._drop_tiles()
 
     def wait(self, timeout: float = 600.0) -> None:
         end = time.monotonic() + timeout
@@ -219,7 +236,7 @@ class StorePanel(QWidget):
         if not enabled:
             self.store = None
         elif self.store is None or self.store.root != Path(folder).expanduser():
-            self.store = EmbeddingStore(folder, write_behind=True)
+            self.store = _store_for(Path(folder).expanduser())
         self.host.cache.backing_store = self.store
         self._remember()
 

@@ -92,6 +92,20 @@ def start_decode(session, prompts, *, on_done, on_error):
     return worker
 
 
+def alive_only(widget, callback: Callable) -> Callable:
+    """``callback`` for a worker's signal, dropped once ``widget`` is closed (its ``closed``
+    attribute) or deleted by Qt: results come through the event loop, possibly after the user
+    closed the dock or the viewer, when the widget's controls no longer exist."""
+    from qtpy.compat import isalive
+
+    def call(*args):
+        if isalive(widget) and not getattr(widget, "closed", False):
+            return callback(*args)
+        return None
+
+    return call
+
+
 def process_events_until(done: Callable[[], bool], timeout: float, what: str,
                          poll: float = 0.002) -> None:
     """Keep the Qt event loop running (workers report through it) until ``done()``.

@@ -8,6 +8,7 @@ paths so that reading the registry imports no network code.
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -53,6 +54,15 @@ class ModelSpec:
     single_mask_from_multimask: bool = False
     description: str = ""
     download_hint: str = ""  # where to get the file when there is no direct URL
+    #: Settings read from the official file that tell this model's file from its siblings
+    #: built by the same builder (ultralytics: ``has_proto``, ``scale``).  Only used to name
+    #: the right model when a file is given to the wrong one.
+    file_signature: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        """Short human name: the description up to its first ':' or '('."""
+        return re.split(r":| \(", self.description, maxsplit=1)[0].strip() or self.name
 
     def build(self, **checkpoint_config) -> Any:
         """Instantiate the (randomly initialised) network."""
@@ -71,6 +81,8 @@ def resolve(dotted: str) -> Callable:
 
 _SAM_MAPPER = "napari_segany.models.sam.keys:map_sam_keys"
 _SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
+_ZENODO = "https://zenodo.org/record/"
+_MICRO_SAM_LICENSE = "CC-BY-4.0 (micro-sam fine-tune; credit micro-sam when you publish)"
 _ULTRA_URL = "https://github.com/ultralytics/assets/releases/download/v8.2.0/"
 
 _SPECS = (
@@ -97,6 +109,29 @@ _SPECS = (
         sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
         license="Apache-2.0", checkpoint_format="state_dict", key_mapper=_SAM_MAPPER,
         description="Segment Anything ViT-H (632M encoder parameters, 2.56 GB)",
+    ),
+    # micro-sam's first fine-tunes (Archit et al., computational-cell-analytics/micro-sam,
+    # Zenodo 2023): SAM ViT-B weights, same architecture and preprocessing as sam_vit_b.
+    # micro-sam itself loads these files with segment_anything's strict loader, i.e. as a
+    # plain SAM state dict; map_sam_keys also accepts micro-sam's training layout
+    # ({'model_state': {'sam.<key>': ...}, 'decoder_state': ...}).
+    ModelSpec(
+        name="micro_sam_vit_b_lm_v1", family="sam", task=PROMPTABLE,
+        builder="napari_segany.models.sam.build:build_sam_vit_b",
+        file_name="vit_b_lm.pth", urls=(_ZENODO + "8250281/files/vit_b_lm.pth?download=1",),
+        sha256="5a59cc4064092d54cd4d92cd967e39168f3760905431e868e474d60fe5464ecd",
+        license=_MICRO_SAM_LICENSE, checkpoint_format="state_dict", key_mapper=_SAM_MAPPER,
+        description="micro-sam ViT-B for light microscopy (SAM ViT-B fine-tuned on cells and "
+                    "nuclei; micro-sam v1 weights)",
+    ),
+    ModelSpec(
+        name="micro_sam_vit_b_em_v1", family="sam", task=PROMPTABLE,
+        builder="napari_segany.models.sam.build:build_sam_vit_b",
+        file_name="vit_b_em.pth", urls=(_ZENODO + "8250260/files/vit_b_em.pth?download=1",),
+        sha256="c04a714a4e14a110f0eec055a65f7409d54e6bf733164d2933a0ce556f7d6f81",
+        license=_MICRO_SAM_LICENSE, checkpoint_format="state_dict", key_mapper=_SAM_MAPPER,
+        description="micro-sam ViT-B for electron microscopy (SAM ViT-B fine-tuned on EM data; "
+                    "micro-sam v1 weights)",
     ),
     ModelSpec(
         name="mobile_sam", family="mobile_sam", task=PROMPTABLE,
@@ -135,7 +170,7 @@ _SPECS = (
         license="AGPL-3.0 (FastSAM weights)", checkpoint_format="ultralytics",
         key_mapper="napari_segany.models.yolo.keys:map_ultralytics_keys",
         preprocessing="letterbox", pixel_mean=(0.0, 0.0, 0.0), pixel_std=(255.0, 255.0, 255.0),
-        supports_mask_input=False,
+        supports_mask_input=False, file_signature={"has_proto": True, "scale": "s"},
         description="FastSAM-s: YOLOv8s-seg trained on SA-1B, all masks in one pass (23 MB)",
     ),
     ModelSpec(
@@ -145,7 +180,7 @@ _SPECS = (
         license="AGPL-3.0 (FastSAM weights)", checkpoint_format="ultralytics",
         key_mapper="napari_segany.models.yolo.keys:map_ultralytics_keys",
         preprocessing="letterbox", pixel_mean=(0.0, 0.0, 0.0), pixel_std=(255.0, 255.0, 255.0),
-        supports_mask_input=False,
+        supports_mask_input=False, file_signature={"has_proto": True, "scale": "x"},
         description="FastSAM-x: YOLOv8x-seg trained on SA-1B (138 MB)",
     ),
     ModelSpec(
@@ -157,7 +192,7 @@ _SPECS = (
         checkpoint_format="ultralytics",
         key_mapper="napari_segany.models.yolo.keys:map_ultralytics_keys",
         preprocessing="letterbox", pixel_mean=(0.0, 0.0, 0.0), pixel_std=(255.0, 255.0, 255.0),
-        supports_mask_input=False,
+        supports_mask_input=False, file_signature={"has_proto": False},
         description="MobileSAMv2 object-aware box detector (YOLOv8, SA-1B boxes)",
         download_hint=(
             "No direct URL is published: download 'weight.zip' from the MobileSAMv2 README "

@@ -55,6 +55,7 @@ def iter_segment_everything(image, model, method: str = "grid", detector=None,
     from ..predictor import Predictor
     from .result import records_from_candidates
 
+    check_promptable(model, method)
     predictor = Predictor(model)
     if method == "grid":
         data, n_prompts = yield from _grid(predictor, rgb, embedding, params)
@@ -85,6 +86,18 @@ def _object_aware(predictor, rgb, detector, embedding, params):
                          "path, or a model from load_model('mobilesamv2_objectaware', checkpoint=...)).")
     p = ObjectAwareParams.from_kwargs(**params)
     return (yield from iter_object_aware(predictor, rgb, _as_detector(detector), p, embedding))
+
+
+def check_promptable(model, method: str) -> None:
+    """Raise CheckpointError unless ``model`` has the promptable contract (encode + decode)."""
+    if callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None)):
+        return
+    from ..errors import CheckpointError
+    from .fastsam_method import describe_network
+
+    raise CheckpointError(
+        f"method={method!r} needs a promptable model (mobile_sam, sam_vit_*, efficient_sam_*); "
+        f"{describe_network(model)} is not one. FastSAM networks go with method='fastsam'.")
 
 
 def _as_model(model):

@@ -46,7 +46,7 @@ def iter_fastsam(rgb: np.ndarray, model, **params) -> Job[EverythingResult]:
     from ..fastsam import fastsam_everything
 
     p = FastSAMParams.from_kwargs(**params)
-    _check_model(model)
+    check_fastsam_network(model)
     yield Progress(0, 2, "FastSAM: one pass over the image")
     found = fastsam_everything(rgb, model, conf=p.conf, iou=p.iou, imgsz=p.imgsz,
                                max_det=p.max_det, retina_masks=p.retina_masks)
@@ -81,10 +81,28 @@ def records_from_fastsam(found) -> list[Record]:
     return records
 
 
-def _check_model(model) -> None:
+def check_fastsam_network(model) -> None:
+    """Raise CheckpointError unless ``model`` is a FastSAM network (a YOLOv8-seg with mask
+    prototypes), naming what it is instead."""
+    from ..errors import CheckpointError
+
     head = getattr(model, "head", None)
-    if not getattr(head, "has_proto", False):
-        name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
-        raise ValueError(f"method='fastsam' needs a FastSAM network (load_model('fastsam_s') or "
-                         f"'fastsam_x'); {name} is not one. Promptable models (mobile_sam, sam_vit_*) "
-                         "go with method='grid' or 'object_aware'.")
+    if getattr(head, "has_proto", False):
+        return
+    what = describe_network(model)
+    needs = ("method='fastsam' needs a FastSAM network (FastSAM-s.pt or FastSAM-x.pt, "
+             "load_model('fastsam_s'))")
+    if head is not None:  # a YOLOv8 without prototypes: MobileSAMv2's detector
+        raise CheckpointError(
+            f"{needs}; {what} is a box detector without mask prototypes (MobileSAMv2's "
+            "ObjectAwareModel.pt?), which is the object-aware method's detector.")
+    raise CheckpointError(
+        f"{needs}; {what} is not one. Promptable models (mobile_sam, sam_vit_*, "
+        "efficient_sam_*) go with method='grid' or 'object_aware'.")
+
+
+def describe_network(model) -> str:
+    """'<model name> from <file>' for messages (what load_model recorded), else the class name."""
+    name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
+    source = getattr(model, "checkpoint_path", None)
+    return f"{name} (from {source})" if source else name

@@ -55,6 +55,7 @@ def iter_object_aware(predictor: Predictor, rgb: np.ndarray, detector, params: O
     """Generator: yields Progress, returns (Candidates in detector order, boxes decoded)."""
     from ..detection import detect_objects
 
+    check_detector(detector)
     yield Progress(0, 3, "detecting objects")
     boxes, _scores = detect_objects(rgb, detector, conf=params.conf, iou=params.iou,
                                     imgsz=params.imgsz, max_det=params.max_det)
@@ -75,6 +76,25 @@ def iter_object_aware(predictor: Predictor, rgb: np.ndarray, detector, params: O
     if params.box_nms_thresh is not None and len(data):
         data = data.filter(nms(data.boxes, data.iou, params.box_nms_thresh))
     return data, len(boxes)
+
+
+def check_detector(detector) -> None:
+    """Raise CheckpointError unless ``detector`` is a box detector (MobileSAMv2's
+    object-aware YOLOv8).  A FastSAM network would run, but its boxes are not what the
+    method was designed with: refuse it rather than silently give other results."""
+    from ..errors import CheckpointError
+    from .fastsam_method import describe_network
+
+    head = getattr(detector, "head", None)
+    if head is None:
+        raise CheckpointError(
+            f"{describe_network(detector)} is not an object detector: the object-aware method "
+            "needs MobileSAMv2's ObjectAwareModel.pt as its detector.")
+    if getattr(head, "has_proto", False):
+        raise CheckpointError(
+            f"{describe_network(detector)} is a FastSAM network (it has mask prototypes), not "
+            "MobileSAMv2's detector ObjectAwareModel.pt: run it with the FastSAM method, or "
+            "give ObjectAwareModel.pt as the detector.")
 
 
 def _decode_boxes(predictor: Predictor, boxes: np.ndarray, params: ObjectAwareParams) -> Candidates:

@@ -41,6 +41,7 @@ def iter_segment_planes(planes: Iterable[np.ndarray], n_planes: int, model, meth
     ``(plane_index, rgb) -> embedding or None`` (e.g. a cache lookup).
     """
     from . import _as_detector, _as_model, iter_segment_everything
+    from ..errors import ImageError
     from ..intensity import to_uint8_rgb
 
     model = _as_model(model)
@@ -48,7 +49,10 @@ def iter_segment_planes(planes: Iterable[np.ndarray], n_planes: int, model, meth
         detector = _as_detector(detector)
     results = []
     for k, plane in enumerate(planes):
-        rgb = to_uint8_rgb(plane, contrast_limits)
+        try:
+            rgb = to_uint8_rgb(plane, contrast_limits)
+        except ImageError as exc:  # in a stack, say which plane (the rest may be fine)
+            raise ImageError(f"plane {k + 1}/{n_planes}: {exc}" if n_planes > 1 else str(exc)) from None
         embedding = embedding_for(k, rgb) if embedding_for is not None else None
         prefix = f"plane {k + 1}/{n_planes}: " if n_planes > 1 else ""
         job = iter_segment_everything(rgb, model, method, detector, embedding=embedding, **params)

@@ -1,0 +1,48 @@
+"""Loading weights for a command, with errors in command-line words.
+
+The engine's messages speak Python ("pass checkpoint='/path/to/mobile_sam.pt'"); here they
+name the option that gives the file (``--checkpoint``, or ``--detector`` for MobileSAMv2's
+detector), and a bad file is attributed to the option it came from.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def option_for(name: str) -> str:
+    """The option that gives the weights file of registry model ``name``."""
+    from ..models.registry import DETECTOR, get_spec
+
+    return "--detector" if get_spec(name).task == DETECTOR else "--checkpoint"
+
+
+def missing_files(paths: dict[str, Path | None]) -> list[str]:
+    """``{option: path}`` -> messages for the given paths that are not files (checked before
+    anything loads, so that a typo costs no model load)."""
+    return [f"{option} {path}: no such file." for option, path in paths.items()
+            if path is not None and not Path(path).expanduser().is_file()]
+
+
+def load_for_command(name: str, checkpoint: Path | None, device: str | None):
+    """``load_model`` with command-line wording in its errors."""
+    from ..engine.errors import CheckpointError, WeightsNotFoundError
+    from ..engine.weights import load_model, reword_remedy
+
+    option = option_for(name)
+    try:
+        return load_model(name, checkpoint=checkpoint, device=device)
+    except WeightsNotFoundError as exc:
+        file_name = getattr(exc, "file_name", "") or "FILE"
+        raise reword_remedy(exc, f"pass {option} /path/to/{file_name}") from None
+    except CheckpointError as exc:
+        if checkpoint is None:
+            raise
+        raise CheckpointError(f"{option}: {exc}") from None  # the message names the file
+
+
+def given_file_error(option: str, path: Path | None, exc: Exception) -> Exception:
+    """A role check's error (e.g. "not a FastSAM network") attributed to the option that gave
+    the file, when one did."""
+    from ..engine.errors import CheckpointError
+
+    return CheckpointError(f"{option}: {exc}") if path is not None else exc
