@@ -13,9 +13,9 @@ import sys
 import warnings
 
 from ..engine.errors import SegAnyError
-from . import embed_cmd, everything_cmd, models_cmd
+from . import embed_cmd, everything_cmd, models_cmd, store_cmd
 
-COMMANDS = [models_cmd, everything_cmd, embed_cmd]
+COMMANDS = [models_cmd, everything_cmd, embed_cmd, store_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

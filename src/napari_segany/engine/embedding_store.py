@@ -73,6 +73,15 @@ def _short_hash(text: str) -> str:
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
+def _mark_used(group_path: Path) -> None:
+    """Refresh the entry's last-use time (once per session): pruning removes the least
+    recently used entries first (:mod:`.store_housekeeping`)."""
+    try:
+        os.utime(group_path / "zarr.json")
+    except OSError:  # a read-only store is still usable
+        pass
+
+
 def _checksum(array: np.ndarray) -> int:
     """A 63-bit digest of an array's bytes (fits the int64 ``meta`` column)."""
     raw = hashlib.blake2b(memoryview(np.ascontiguousarray(array)).cast("B"), digest_size=8).digest()
@@ -232,6 +241,7 @@ class EmbeddingStore:
             if not quiet:
                 self._warn(key, "the store entry was written for other data, model or settings")
             return None
+        _mark_used(path)
         with self._lock:
             self._groups[str(path)] = group
         return group
