@@ -22,7 +22,7 @@ BENIGN_GLOBALS = ("numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar
 _ULTRALYTICS_CHOICES = "fastsam_s, fastsam_x or mobilesamv2_objectaware"
 _NETWORK_PACKAGES = ("segment_anything", "mobile_sam", "efficient_sam", "torch.nn.modules")
 _TRAINING_PACKAGES = ("micro_sam", "torch_em")
-_EFFICIENT_SAM_RELEASES = {"efficient_sam_vits.pt", "efficient_sam_vitt.pt"}
+EFFICIENT_SAM_RELEASES = {"efficient_sam_vits.pt", "efficient_sam_vitt.pt"}
 
 
 def refusal_message(source, name, refused: list[str], exc: BaseException | None = None) -> str:
@@ -57,7 +57,7 @@ def unreadable_message(source, name, exc: BaseException) -> str:
 
 def zip_message(name, members: list[str]) -> str:
     """An ordinary zip archive given as a checkpoint: the EfficientSAM release, or extract it."""
-    released = sorted({Path(m).name for m in members} & _EFFICIENT_SAM_RELEASES)
+    released = sorted({Path(m).name for m in members} & EFFICIENT_SAM_RELEASES)
     if released:
         model = released[0].removesuffix(".pt")
         return (f"{name} is a zip archive holding {released[0]} (the EfficientSAM release), not "

@@ -20,8 +20,11 @@ import torch
 
 from napari_segany.models.efficient_sam.keys import unwrap_efficient_sam
 
+from .checkpoint_inspect import plain_zip_members
+from .checkpoint_refusals import EFFICIENT_SAM_RELEASES
+from .checkpoint_safe_load import safe_torch_load
+
 _WEIGHT_SUFFIXES = (".pt", ".pth")
-_KNOWN_NAMES = ("efficient_sam_vits.pt", "efficient_sam_vitt.pt")
 
 
 def read_efficient_sam_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -55,24 +58,18 @@ def load_efficient_sam_object(path: str | os.PathLike) -> object:
 def _outer_zip_member(path: Path) -> str | None:
     """Name of the ``.pt`` inside an outer (non-torch) zip, or None for anything else.
 
-    A torch checkpoint is itself a zip whose entries sit under one folder and include
-    ``<folder>/data.pkl``; that case returns None and torch.load reads it directly.
+    A torch checkpoint is itself a zip whose entries include ``<folder>/data.pkl``; that
+    case (like a legacy or damaged file) returns None and torch.load reads it directly.
     """
-    if not zipfile.is_zipfile(path):
-        return None  # legacy torch format, or damaged: torch.load will tell
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except zipfile.BadZipFile:
-        return None
-    if any(n.endswith("/data.pkl") or n == "data.pkl" for n in names):
+    names = plain_zip_members(path)
+    if names is None:
         return None
     candidates = [
         n for n in names
         if n.endswith(_WEIGHT_SUFFIXES) and not n.startswith("__MACOSX/")
         and not Path(n).name.startswith("._")
     ]
-    known = [n for n in candidates if Path(n).name in _KNOWN_NAMES]
+    known = [n for n in candidates if Path(n).name in EFFICIENT_SAM_RELEASES]
     if len(known) == 1:
         return known[0]
     if len(candidates) == 1:
@@ -87,6 +84,4 @@ def _outer_zip_member(path: Path) -> str | None:
 def _torch_load(source, name) -> object:
     """Weights-only torch.load (the engine's safe loader): refusals name what the file holds,
     damaged files say so; both raise CheckpointError (a ValueError)."""
-    from .checkpoints import safe_torch_load
-
     return safe_torch_load(source, name)
