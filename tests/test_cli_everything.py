@@ -9,6 +9,7 @@ import torch
 from _everything import (
     DETECTOR_FILE, FASTSAM_FILE, TINY_SAM, cells_image, random_state_dict,
 )
+from _large_images import big_cells
 from PIL import Image
 
 import napari_segany as nsa
@@ -97,6 +98,29 @@ def test_fastsam_from_its_registry_name_and_file(png, tmp_path):
     assert code == 0 and tifffile.imread(out).shape == np.array(Image.open(png)).shape
 
 
+def test_large_image_runs_tile_by_tile_equal_to_the_api(tmp_path, tiny_file, capsys):
+    from napari_segany.engine.tiling_everything import segment_everything_tiled
+
+    image = big_cells()
+    png = tmp_path / "big.png"
+    Image.fromarray(image).save(png)
+    out = tmp_path / "big_labels.tif"
+    tiling = ["--tile", "256", "--halo", "32", "--tile-threshold", "400"]
+    assert main(["everything", str(png), "-o", str(out), *tiny_args(tiny_file), *GRID,
+                 *tiling]) == 0
+    assert "(tiled: 4 tiles of 256 px, halo 32)" in capsys.readouterr().err
+    model = nsa.load_model(TINY_SAM, checkpoint=tiny_file, device="cpu")
+    result = segment_everything_tiled(image, model, "grid", tile=256, halo=32, points_per_side=4,
+                                      pred_iou_thresh=0, stability_score_thresh=0)
+    assert len({tuple(r["crop_box"]) for r in result.records}) > 1  # objects of several tiles
+    assert np.array_equal(tifffile.imread(out), FilterSettings().apply(result).labels)
+    # the default threshold (2048 px) and --no-tile run it whole
+    for extra in ([], [*tiling, "--no-tile"]):
+        assert main(["everything", str(png), "-o", str(out), "--overwrite", "-q",
+                     *tiny_args(tiny_file), *GRID, *extra]) == 0
+        assert "tiled" not in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- errors
 
 
@@ -115,6 +139,8 @@ def test_existing_output_needs_overwrite_or_skip(png, tmp_path, tiny_file, capsy
     (["--method", "fastsam", "--model", "tiny_sam"], "needs one of fastsam_s"),
     (["--detector", "x.pt"], "--detector is for --method object_aware"),
     (["-p", "oops"], "NAME=VALUE"),
+    (["--tile", "64", "--halo", "30"], "leave no core"),
+    (["--halo", "-1"], "--halo must be >= 0"),
 ])
 def test_bad_arguments_exit_2_with_a_reason(png, tmp_path, extra, message, capsys):
     with pytest.raises(SystemExit) as stop:

@@ -57,12 +57,15 @@ def test_models(monkeypatch, tmp_path):
 @pytest.fixture
 def notes(monkeypatch):
     """The notifications the widget shows, as (level, message)."""
-    from napari_segany.gui import segany_widget
+    from napari_segany.gui import segany_layers, segany_model, segany_preview, segany_widget
 
     shown = []
-    for level in ("info", "warning", "error"):
-        name = f"show_{level}"
-        monkeypatch.setattr(segany_widget, name, lambda msg, lv=level: shown.append((lv, str(msg))))
+    for module in (segany_widget, segany_layers, segany_model, segany_preview):
+        for level in ("info", "warning", "error"):
+            name = f"show_{level}"
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name,
+                                    lambda msg, lv=level: shown.append((lv, str(msg))))
     return shown
 
 
@@ -88,3 +91,15 @@ def small_image():
     image = rng.normal(100, 10, (96, 128)).astype(np.float32)
     image[30:60, 40:80] += 100
     return image
+
+
+@pytest.fixture
+def shown(monkeypatch):
+    """The notifications the everything-mode widget shows, as (level, message)."""
+    from napari_segany.gui import everything_widget
+
+    notes = []
+    for level in ("info", "error"):
+        monkeypatch.setattr(everything_widget, f"show_{level}",
+                            lambda msg, lv=level: notes.append((lv, str(msg))))
+    return notes

@@ -13,7 +13,6 @@ from qtpy.QtCore import Qt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _everything import DETECTOR_FILE, FASTSAM_FILE, cells_image, visible_fastsam  # noqa: E402
 
-from napari_segany.gui import everything_widget  # noqa: E402
 from napari_segany.gui.everything_jobs import ModelChoice  # noqa: E402
 from napari_segany.gui.everything_layers import RESULT_NAME  # noqa: E402
 from napari_segany.gui.labels_io import LABELS_NAME  # noqa: E402
@@ -23,16 +22,6 @@ needs_files = pytest.mark.skipif(not DETECTOR_FILE.exists(), reason="../shared/p
 RANDOM_WEIGHTS = dict(pred_iou_thresh=0.0, stability_score_thresh=0.0,  # their scores are low
                       box_nms_thresh=1.0)  # and their masks overlap: keep them all
 NO_FILTERS = dict(min_area=0, max_area_fraction=None)
-
-
-@pytest.fixture
-def shown(monkeypatch):
-    """The notifications the widget shows, as (level, message)."""
-    notes = []
-    for level in ("info", "error"):
-        monkeypatch.setattr(everything_widget, f"show_{level}",
-                            lambda msg, lv=level: notes.append((lv, str(msg))))
-    return notes
 
 
 @pytest.fixture

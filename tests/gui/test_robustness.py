@@ -31,10 +31,12 @@ OWN_THREADS = ("segany-encode", "segany-prefetch")
 @pytest.fixture
 def said(monkeypatch):
     """Every notification of the widget and its panels, as (level, message)."""
-    from napari_segany.gui import propagation_panel, segany_widget, store_panel
+    from napari_segany.gui import (propagation_panel, segany_layers, segany_model,
+                                   segany_preview, segany_widget, store_panel)
 
     shown = []
-    for module in (segany_widget, propagation_panel, store_panel):
+    for module in (segany_widget, segany_layers, segany_model, segany_preview,
+                   propagation_panel, store_panel):
         for level in ("info", "warning", "error"):
             if hasattr(module, f"show_{level}"):
                 monkeypatch.setattr(module, f"show_{level}",

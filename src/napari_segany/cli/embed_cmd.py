@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from .loading import load_for_command, missing_files
+from .loading import add_tiling_options, load_for_command, missing_files
 
 EXAMPLES = """examples:
   napari-segany embed stack.tif --model mobile_sam --out embeddings/
@@ -40,12 +40,8 @@ def add_parser(sub) -> None:
     p.add_argument("--model", default="mobile_sam", help="registry model (default: %(default)s)")
     p.add_argument("--checkpoint", type=Path, help="weights file of --model (default: cache/download)")
     p.add_argument("--device", help="cpu, cuda or mps (default: the fastest available)")
-    t = p.add_argument_group("tiling (as the widget: large planes are tiled)")
-    t.add_argument("--tile", type=int, help="tile side in pixels (default: the model input, 1024)")
-    t.add_argument("--halo", type=int, help="context around each tile core (default: tile / 8, 128)")
-    t.add_argument("--tile-threshold", type=int, help="tile planes whose longest side exceeds "
-                   "this (default: 2 x the model input, at least 2048)")
-    t.add_argument("--no-tiling", action="store_true", help="embed every plane whole (downscaled)")
+    add_tiling_options(p, "tiling (as the widget: large planes are tiled)",
+                       whole="embed every plane whole (downscaled)")
     p.add_argument("--contrast", nargs=2, type=float, metavar=("LO", "HI"),
                    help="intensity mapped to black/white (default: napari's default contrast "
                    "limits of the file: 0..255 for uint8, else its data range)")
@@ -148,7 +144,7 @@ def plan_units(path: Path, model, store, args, problems: list | None = None) -> 
             continue
         unit = Unit(path, index, contrast)
         digest = slice_digest(plane)
-        if not args.no_tiling and needs_tiling(plane.shape[:2], model.spec.input_size,
+        if not args.no_tile and needs_tiling(plane.shape[:2], model.spec.input_size,
                                                args.tile_threshold):
             tiled = TiledPredictor(model, args.tile, args.halo)  # its grid, keys and windows
             tiled.set_image(plane, contrast, digest=digest)

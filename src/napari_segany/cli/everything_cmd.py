@@ -3,9 +3,11 @@
     napari-segany everything cells.tif -o cells_labels.tif --method object_aware \\
         --model mobile_sam --detector ObjectAwareModel.pt
     napari-segany everything plates/ -o labels/            # a folder: one TIFF per image
+    napari-segany everything slide.tif -o slide_labels.tif --tile 1024 --halo 128
 
 Inputs: TIFF, PNG, JPEG, NPY files or folders of them; (N, H, W[, 3]) arrays are stacks of N
-planes and give (N, H, W) labels.  Outputs are written atomically as each image finishes, so
+planes and give (N, H, W) labels.  Planes larger than the tiling threshold (as the widgets
+and ``napari-segany embed``) run tile by tile, duplicates merged across tiles.  Outputs are written atomically as each image finishes, so
 Ctrl+C keeps the finished ones and leaves no partial file.
 """
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 from pathlib import Path
 
 from ..engine.errors import SegAnyError
+from .loading import add_tiling_options
 
 FILTER_HELP = "post-filter (omitted = off); see docs/everything.md"
 # Literal copies, so that building the parser imports no torch (a test checks them against
@@ -26,6 +29,7 @@ EXAMPLES = """examples:
   napari-segany everything cells.tif -o cells_labels.tif
   napari-segany everything cells.tif -o out/ --method object_aware --detector ObjectAwareModel.pt
   napari-segany everything plates/ -o labels/ --method fastsam --min-area 100
+  napari-segany everything slide.tif -o slide_labels.tif --tile 1024 --halo 128
 
 A (N, H, W) or (N, H, W, 3) file is a stack of N planes: its labels are (N, H, W).
 Labels of each plane are numbered 1..n, the smallest masks painted on top."""
@@ -63,6 +67,8 @@ def add_parser(sub) -> None:
     f.add_argument("--max-contained", type=float, help="drop masks with more than this fraction "
                    "inside a larger one (e.g. 0.9)")
     f.add_argument("--no-filters", action="store_true", help="keep every mask the method returns")
+    add_tiling_options(p, "large images (as the widgets: large planes are tiled)",
+                       whole="run every plane whole (downscaled to the model input)")
     p.add_argument("--contrast", nargs=2, type=float, metavar=("LO", "HI"),
                    help="intensity mapped to black/white (default: uint8 as is, else the 0.5/99.5 "
                    "percentiles of each file, shared by all its planes)")

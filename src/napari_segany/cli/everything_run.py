@@ -3,7 +3,8 @@
 Everything that can be checked before the models load is (parameters, files, the output
 location).  While running, an image that cannot be read or segmented (corrupt, NaN, odd
 shape) is reported and skipped, the others go on; the exit status is then 2.  Outputs are
-written atomically as each image finishes.
+written atomically as each image finishes.  Planes larger than the tiling threshold run
+tile by tile (``TilingSettings``: ``--tile``, ``--halo``, ``--tile-threshold``, ``--no-tile``).
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ class EverythingRun:
     params: dict
     filters: object  # FilterSettings
     contrast: tuple[float, float] | None = None
+    tiling: object = None  # TilingSettings (None: the defaults)
     skipped: list[Path] = field(default_factory=list)  # files of input folders that are not images
     written: list[Path] = field(default_factory=list)
     failed: list[Path] = field(default_factory=list)
@@ -57,6 +59,7 @@ class EverythingRun:
             max_contained=args.max_contained)
         model = args.model or DEFAULT_MODEL[args.method]
         check_model(args.method, model)
+        tiling = tiling_settings(args, model)
         missing = missing_files({"--checkpoint": args.checkpoint, "--detector": args.detector})
         if missing:
             raise ValueError(" ".join(missing))
@@ -66,7 +69,7 @@ class EverythingRun:
         check_writable(tasks, args.output)
         return cls(tasks, args.method, model, args.checkpoint,
                    args.detector, args.device, params, filters,
-                   tuple(args.contrast) if args.contrast else None, skipped)
+                   tuple(args.contrast) if args.contrast else None, tiling, skipped)
 
     # ------------------------------------------------------------------ running
     def run(self, quiet: bool = False, stream=None) -> int:
@@ -84,13 +87,14 @@ class EverythingRun:
         try:
             for k, task in enumerate(self.tasks):
                 try:
-                    n_objects = self.run_one(k, task, model, detector, bar)
+                    n_objects, how = self.run_one(k, task, model, detector, bar)
                 except ImageError as exc:  # this image only: report it, go on with the others
                     self.failed.append(task.source)
                     more = " Skipped; going on with the others." if len(self.tasks) > 1 else ""
                     bar.write(f"error: {exc}{more}", file=stream)
                     continue
-                bar.write(f"{task.source.name}: {n_objects} objects -> {task.output}", file=stream)
+                bar.write(f"{task.source.name}: {n_objects} objects -> {task.output}{how}",
+                          file=stream)
         finally:
             bar.close()
         return self.summary(stream)
@@ -105,17 +109,20 @@ class EverythingRun:
               f"(see above); {len(self.written)} output(s) written.", file=stream)
         return 2
 
-    def run_one(self, k: int, task: Task, model, detector, bar) -> int:
-        from ..engine.everything.stack import iter_segment_planes, nested
+    def run_one(self, k: int, task: Task, model, detector, bar) -> tuple[int, str]:
+        """Segment one file and write its labels: (objects written, " (tiled: ...)" or "")."""
+        from ..engine.everything.stack import nested
         from ..engine.image_io import plane_layout, read_image, write_labels
+        from ..engine.tiling_everything import TilingSettings, describe_tiles, model_input_size
 
         image = read_image(task.source)  # its errors name the file
         try:
             layout = plane_layout(image.shape)
             planes = (image[index] for index in layout.indices())
             contrast = self.contrast or shared_contrast(image)
-            job = iter_segment_planes(planes, layout.n_planes, model, self.method, detector,
-                                      contrast, **self.params)
+            plane_shape = image.shape[len(layout.leading):]
+            grid = (self.tiling or TilingSettings()).plan(plane_shape, model_input_size(model))
+            job = self.plane_job(planes, layout.n_planes, model, detector, contrast, grid)
             n_tasks = len(self.tasks)
             bar.set_description(f"[{k + 1}/{n_tasks}] {task.source.name}")
             results = yield_to_bar(nested(job, k, n_tasks), bar)
@@ -125,7 +132,17 @@ class EverythingRun:
         kept = [self.filters.apply(r) for r in results]
         write_labels(task.output, stack_labels(kept, layout.leading))
         self.written.append(task.output)
-        return sum(len(r) for r in kept)
+        return sum(len(r) for r in kept), f" ({describe_tiles(grid)})" if grid else ""
+
+    def plane_job(self, planes, n_planes: int, model, detector, contrast, grid):
+        """The job segmenting every plane: whole, or tile by tile with ``grid``'s tile/halo."""
+        from ..engine.everything.stack import iter_segment_planes
+
+        if grid is None:
+            return iter_segment_planes(planes, n_planes, model, self.method, detector, contrast,
+                                       **self.params)
+        return iter_tiled_planes(planes, n_planes, model, self.method, detector, contrast,
+                                 tile=grid.tile, halo=grid.halo, **self.params)
 
     def load_models(self):
         """The model (and the detector), checked for the method: a file of another kind
@@ -149,6 +166,39 @@ class EverythingRun:
             except CheckpointError as exc:
                 raise given_file_error("--detector", self.detector, exc) from None
         return model, detector
+
+
+def iter_tiled_planes(planes, n_planes: int, model, method, detector, contrast, **kwargs):
+    """Like ``iter_segment_planes``, each plane tile by tile (kwargs: tile, halo, params)."""
+    from ..engine.everything.stack import nested
+    from ..engine.tiling_everything import iter_segment_everything_tiled
+
+    results = []
+    for k, plane in enumerate(planes):
+        prefix = f"plane {k + 1}/{n_planes}: " if n_planes > 1 else ""
+        try:
+            job = iter_segment_everything_tiled(plane, model, method, detector, contrast, **kwargs)
+            results.append((yield from nested(job, k, n_planes, prefix)))
+        except ImageError as exc:  # in a stack, say which plane (the rest may be fine)
+            raise ImageError(f"plane {k + 1}/{n_planes}: {exc}" if n_planes > 1 else str(exc)) from None
+    return results
+
+
+def tiling_settings(args, model: str):
+    """The tiling options as TilingSettings; ValueError when tile and halo leave no core."""
+    from ..engine.tiling_everything import TilingSettings
+    from ..models.registry import get_spec
+
+    for name in ("tile", "halo", "tile_threshold"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {value}.")
+    tiling = TilingSettings(args.tile, args.halo, args.tile_threshold, not args.no_tile)
+    try:
+        tiling.check(get_spec(model).input_size)
+    except ValueError as exc:
+        raise ValueError(f"--tile/--halo: {exc}") from None
+    return tiling
 
 
 def stack_labels(results: list, leading: tuple[int, ...]) -> np.ndarray:

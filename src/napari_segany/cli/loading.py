@@ -46,3 +46,14 @@ def given_file_error(option: str, path: Path | None, exc: Exception) -> Exceptio
     from ..engine.errors import CheckpointError
 
     return CheckpointError(f"{option}: {exc}") if path is not None else exc
+
+
+def add_tiling_options(parser, title: str, whole: str) -> None:
+    """``--tile``, ``--halo``, ``--tile-threshold``, ``--no-tile`` (alias ``--no-tiling``), with
+    the defaults every entry point shares (``engine.tiling_everything.TilingSettings``)."""
+    group = parser.add_argument_group(title)
+    group.add_argument("--tile", type=int, help="tile side in pixels (default: the model input, 1024)")
+    group.add_argument("--halo", type=int, help="context around each tile core (default: tile / 8, 128)")
+    group.add_argument("--tile-threshold", type=int, help="tile planes whose longest side exceeds "
+                       "this (default: 2 x the model input, at least 2048)")
+    group.add_argument("--no-tile", "--no-tiling", dest="no_tile", action="store_true", help=whole)

@@ -30,7 +30,7 @@ from .everything.result import EverythingResult, Record
 from .everything.stack import nested
 from .intensity import to_uint8_rgb
 from .progress import Job, Progress, run
-from .tiling import Box, TileGrid, default_halo, intersect
+from .tiling import Box, TileGrid, default_halo, default_threshold, intersect, needs_tiling
 
 DEFAULT_MERGE_IOU = 0.5
 DEFAULT_EDGE_TOLERANCE = 16
@@ -69,7 +69,7 @@ def iter_segment_everything_tiled(
     else:
         from .tiled_predictor import _auto_contrast
 
-        size = tile or getattr(getattr(model, "spec", None), "input_size", 1024)
+        size = tile or model_input_size(model)
         grid = TileGrid(image.shape[:2], size, default_halo(size) if halo is None else halo)
         contrast = _auto_contrast(image) if contrast_limits is None else contrast_limits
     if tile_runner is None:
@@ -92,6 +92,46 @@ def iter_segment_everything_tiled(
     yield Progress(len(grid), len(grid), f"merging {len(pieces)} masks across tiles")
     records = [p.record() for p in merge_pieces(pieces, merge_iou)]
     return EverythingResult(records, grid.shape, method, n_prompts)
+
+
+def model_input_size(model) -> int:
+    """The side of a loaded model's input (1024 when it has no registry spec)."""
+    return int(getattr(getattr(model, "spec", None), "input_size", 1024))
+
+
+@dataclass(frozen=True)
+class TilingSettings:
+    """When and how everything mode tiles an image (the rule of the interactive widget and
+    ``napari-segany embed``): tiled when the longest side exceeds ``threshold`` (None: twice
+    the model input, at least 2048 px); ``tile`` None is the model input, ``halo`` None is
+    tile / 8.  ``enabled`` False runs every image whole (downscaled to the model input)."""
+
+    tile: int | None = None
+    halo: int | None = None
+    threshold: int | None = None
+    enabled: bool = True
+
+    def plan(self, shape, input_size: int) -> TileGrid | None:
+        """The tiles of a (H, W[, C]) image, or None when it runs whole."""
+        limit = self.threshold or default_threshold(input_size)
+        if not self.enabled or not needs_tiling(shape[:2], input_size, limit):
+            return None
+        return self.grid(shape[:2], input_size)
+
+    def grid(self, shape, input_size: int) -> TileGrid:
+        """The tile grid of a (H, W) image with these settings (ValueError: no core left)."""
+        size = int(self.tile or input_size)
+        return TileGrid(tuple(shape), size, default_halo(size) if self.halo is None else self.halo)
+
+    def check(self, input_size: int) -> None:
+        """Raise ValueError when tile and halo leave no core (before any work)."""
+        size = int(self.tile or input_size)
+        self.grid((size, size), input_size)
+
+
+def describe_tiles(grid: TileGrid) -> str:
+    """E.g. "tiled: 16 tiles of 1024 px, halo 128"."""
+    return f"tiled: {len(grid)} tiles of {grid.tile} px, halo {grid.halo}"
 
 
 @dataclass

@@ -11,6 +11,11 @@ Slices are read inside the worker, one at a time (a stack is never copied whole)
 array the run started with (``Request.data``), and image embeddings go through an
 :class:`EmbeddingCache`, so running again with other parameters on the same slice only
 re-runs the decoder.
+
+A slice larger than the tiling threshold (``Request.tiling``, see
+:class:`~..engine.tiling_everything.TilingSettings`) runs tile by tile instead, through
+:func:`iter_segment_everything_tiled` (tile embeddings in the same cache); the slice is then
+never resized, and (without a channel axis) converted to RGB one window at a time.
 """
 from __future__ import annotations
 
@@ -31,6 +36,9 @@ from ..engine.everything.presets import DETECTOR_NAME
 from ..engine.everything.stack import nested
 from ..engine.predictor import Predictor
 from ..engine.progress import Progress
+from ..engine.tiling_everything import (
+    TilingSettings, describe_tiles, iter_segment_everything_tiled, model_input_size,
+)
 from .image_slice import ImageSource
 from .workers import WorkerFailure
 
@@ -57,6 +65,7 @@ class Request:
     cache: EmbeddingCache = field(default_factory=EmbeddingCache)
     data: object = None  # the layer's array when the run started (None: the layer's data)
     generation: int = 0  # the widget's count of image changes when the run started
+    tiling: TilingSettings = field(default_factory=TilingSettings)
 
 
 @dataclass
@@ -64,6 +73,7 @@ class Outcome:
     results: dict  # slice index -> EverythingResult (unfiltered)
     model: object
     detector: object | None
+    tiled: dict = field(default_factory=dict)  # slice index -> "tiled: ..." for tiled slices
 
 
 def everything_job(request: Request, cancel: threading.Event):
@@ -102,13 +112,18 @@ def _segment(request: Request, cancel: threading.Event):
         check_detector(detector)
         request.detector = detector
     detector = request.detector
-    results = {}
+    outcome = Outcome({}, model, detector)
     n = len(request.indices)
     for k, index in enumerate(request.indices):
         label = f"slice {k + 1}/{n}: " if n > 1 else ""
-        results[index] = yield from _one_slice(request, index, model, detector, cancel,
-                                               (2 * k, 2 * n), label)
-    return Outcome(results, model, detector)
+        grid = request.tiling.plan(request.source.spatial_shape[-2:], model_input_size(model))
+        if grid is None:
+            job = _one_slice(request, index, model, detector, cancel, (2 * k, 2 * n), label)
+        else:
+            outcome.tiled[index] = describe_tiles(grid)
+            job = nested(_tiled_slice(request, index, model, detector, grid), k, n, label)
+        outcome.results[index] = yield from job
+    return outcome
 
 
 def check_model_for(method: str, model) -> None:
@@ -146,8 +161,7 @@ def _one_slice(request: Request, index, model, detector, cancel, part, label):
     try:
         rgb = source.to_rgb(raw)
     except ImageError as exc:  # NaN, a flat or tiny slice: say which layer and slice
-        where = f", slice {list(index)}" if index else ""
-        raise ImageError(f"{source.layer.name!r}{where}: {exc}") from None
+        raise _named(exc, source, index) from None
     embedding = None
     if request.method != "fastsam":
         key = EmbeddingKey(slice_digest(raw), model_identity(model), source.normalisation())
@@ -161,6 +175,27 @@ def _one_slice(request: Request, index, model, detector, cancel, part, label):
     job = iter_segment_everything(rgb, model, request.method, detector, embedding=embedding,
                                   **request.params)
     return (yield from nested(job, part[0] + 1, part[1], label))
+
+
+def _tiled_slice(request: Request, index, model, detector, grid):
+    """Everything mode tile by tile on a large slice, read whole but converted per window
+    (channel axes: per-channel percentiles of the slice, as untiled)."""
+    source = request.source
+    raw = source.read(index, request.data)
+    try:
+        image, contrast = ((source.to_rgb(raw), None) if source.channel_first
+                           else (raw, source.layer.contrast_limits))
+        return (yield from iter_segment_everything_tiled(
+            image, model, request.method, detector, contrast, tile=grid.tile, halo=grid.halo,
+            cache=request.cache, **request.params))
+    except ImageError as exc:
+        raise _named(exc, source, index) from None
+
+
+def _named(exc: ImageError, source: ImageSource, index) -> ImageError:
+    """The error of a slice (NaN, flat, tiny) saying which layer and slice."""
+    where = f", slice {list(index)}" if index else ""
+    return ImageError(f"{source.layer.name!r}{where}: {exc}")
 
 
 def _encode(model, rgb, cancel):

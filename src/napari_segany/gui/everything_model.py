@@ -3,14 +3,18 @@
 ``EverythingModelPanel`` is the interactive widget's :class:`ModelPanel` listing the models
 the chosen method can run (promptable models for grid / object-aware, FastSAM networks for
 fastsam).  ``DetectorRow`` picks the MobileSAMv2 detector file (empty = the cache).
+:func:`choice_problem` says what makes a run impossible before any thread starts.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLineEdit, QPushButton, QWidget
 
 from ..engine.everything.presets import DEFAULT_MODEL, DETECTOR_NAME
-from ..engine.weights import weights_present
+from ..engine.weights import cached_path, weights_present
 from ..models import registry
+from .everything_params import METHOD_TITLES
 from .model_panel import ModelPanel
 
 
@@ -78,3 +82,29 @@ class DetectorRow(QWidget):
                                               "", "Checkpoints (*.pt *.pth);;All files (*)")
         if path:
             self.edit.setText(path)
+
+
+def choice_problem(request, have_detector: bool) -> str:
+    """What makes ``request`` (an everything_jobs.Request) impossible before any work: no
+    model, a missing file, tile and halo leaving no core; '' when it can start.
+    ``have_detector``: a detector is loaded already."""
+    method, choice = request.method, request.model_choice
+    if not choice.name:
+        return f"No model can run {METHOD_TITLES[method]}: none is registered."
+    if choice.checkpoint and not Path(choice.checkpoint).expanduser().is_file():
+        return f"Checkpoint file not found: {choice.checkpoint}. Choose the file again (Browse…)."
+    try:
+        request.tiling.check(registry.get_spec(choice.name).input_size)
+    except ValueError as exc:
+        return f"Large images: {exc}"
+    if method != "object_aware":
+        return ""
+    path = request.detector_choice.checkpoint
+    if path and not Path(path).expanduser().is_file():
+        return f"Detector file not found: {path}. Choose ObjectAwareModel.pt again (Browse…)."
+    if not path and not have_detector and not weights_present(DETECTOR_NAME):
+        return (f"{METHOD_TITLES[method]} needs MobileSAMv2's detector ObjectAwareModel.pt, "
+                f"which is not in the cache ({cached_path(DETECTOR_NAME).parent}). "
+                f"{registry.get_spec(DETECTOR_NAME).download_hint}, then choose it in the "
+                "Detector field (Browse…).")
+    return ""

@@ -8,6 +8,7 @@ from qtpy.QtWidgets import (
 
 from .everything_model import DetectorRow, EverythingModelPanel
 from .everything_params import METHOD_TITLES, FilterPanel, MethodParams
+from .everything_tiling import TilingPanel
 
 SCOPES = ("Shown slice", "All slices")
 
@@ -26,6 +27,7 @@ def build_controls(w) -> None:
     w.detector_row = DetectorRow()
     w.detector_label = QLabel("Detector")
     w.params = MethodParams()
+    w.tiling = TilingPanel()
     w.run_button = QPushButton("Segment everything")
     w.cancel_button = QPushButton("Cancel")
     w.progress = QProgressBar()
@@ -66,10 +68,26 @@ def build_controls(w) -> None:
     cform.addRow(w.preserve_check)
     cform.addRow(w.commit_button)
     layout = QVBoxLayout(w)
-    for box in (data, method):
+    for box in (data, method, w.tiling):
         layout.addWidget(box)
     layout.addLayout(run_row)
     layout.addWidget(w.progress)
     for box in (filters, commit, w.status_label):
         layout.addWidget(box)
     layout.addStretch(1)
+
+
+def set_busy(w, busy: bool) -> None:
+    """Run / Cancel / progress / Commit while a run is (not) under way."""
+    w.run_button.setEnabled(not busy)
+    w.cancel_button.setVisible(busy)
+    w.cancel_button.setEnabled(busy)
+    w.progress.setVisible(busy)
+    w.progress.setValue(0)
+    w.commit_button.setEnabled(not busy)
+
+
+def show_progress(w, report) -> None:
+    """Move the progress bar to a Progress report (its message in the bar)."""
+    w.progress.setValue(int(round(1000 * report.fraction)))
+    w.progress.setFormat(f"{report.message} %p%" if report.message else "%p%")

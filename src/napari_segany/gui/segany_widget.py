@@ -15,38 +15,41 @@ Cancel); the decoder runs in a worker too, latest prompts first (see ``decoding.
 """
 from __future__ import annotations
 
-
-from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QEvent, QTimer
-from qtpy.QtWidgets import QComboBox, QGroupBox, QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent
+from qtpy.QtWidgets import QGroupBox, QVBoxLayout, QWidget
 
 from ..engine.embedding_cache import EmbeddingCache
-from ..engine.errors import ImageError, PromptError, SegAnyError
-from ..engine.interactive import InteractiveSession, ObjectMask, group_prompts
-from ..engine.fastsam_interactive import FastSAMPredictor, FastSAMSession
+from ..engine.errors import ImageError, SegAnyError
+from ..engine.interactive import InteractiveSession, ObjectMask
 from ..engine.predictor import Predictor
-from ..models.registry import INSTANCE
-from ..engine.prompts import box_to_rectangle, fit_prompts
+from ..engine.prompts import box_to_rectangle
+from .decoding import DecodeQueue
 from .embeddings import EmbeddingManager
 from .image_slice import ImageSource
 from .keybindings import bind_shortcuts, unbind_shortcuts
-from .labels_io import PREVIEW_NAME, LabelsWriter, PreviewLayer, ensure_labels, own_labels
-from .decoding import DecodeQueue
-from .prompt_layers import BOXES_NAME, POINTS_NAME, PromptLayers
+from .labels_io import LabelsWriter, PreviewLayer
+from .prompt_layers import PromptLayers
 from .propagation_panel import PropagationPanel
+from .qt_helpers import select_quietly, signals_blocked, single_shot_timer
+from .segany_layers import LayerBookkeeping
+from .segany_model import ModelLoading
+from .segany_preview import PromptPreview
 from .segany_ui import build_controls
 from .store_panel import StorePanel
-from .workers import alive_only, process_events_until, start_model_load
+from .workers import alive_only, process_events_until
 
 DECODE_DEBOUNCE_MS = 15  # coalesces the bursts of events of one edit (add + select + ...)
 CONTRAST_DEBOUNCE_MS = 400  # a contrast slider drag re-embeds once, when it stops
-NEW_LABELS = "<new Labels layer>"
-OWN_LAYERS = (POINTS_NAME, BOXES_NAME, PREVIEW_NAME)
 
 
-class SegAnyWidget(QWidget):
-    """Interactive segmentation of the shown slice with points and boxes into Labels."""
+class SegAnyWidget(LayerBookkeeping, ModelLoading, PromptPreview, QWidget):
+    """Interactive segmentation of the shown slice with points and boxes into Labels.
+
+    This class holds the state and the public scripting API; the mixins hold the rest, one
+    concern each: layers (``segany_layers.py``), the model (``segany_model.py``) and the
+    prompts-to-preview decoding (``segany_preview.py``).
+    """
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(parent)
@@ -75,10 +78,10 @@ class SegAnyWidget(QWidget):
             on_error=alive_only(self, self._embedding_failed),
             on_cancelled=alive_only(self, lambda: show_info("Embedding cancelled.")))
         self._build_ui()
-        self._decode_timer = _single_shot(self, DECODE_DEBOUNCE_MS, self._decode_now)
-        self._contrast_timer = _single_shot(self, CONTRAST_DEBOUNCE_MS, self._contrast_settled)
+        self._decode_timer = single_shot_timer(self, DECODE_DEBOUNCE_MS, self._decode_now)
+        self._contrast_timer = single_shot_timer(self, CONTRAST_DEBOUNCE_MS, self._contrast_settled)
         # After a removal, not during it: napari's layers.clear() removes until none is left.
-        self._pick_timer = _single_shot(self, 0, self._attach_first_image)
+        self._pick_timer = single_shot_timer(self, 0, self._attach_first_image)
         self._connect_viewer()
         bind_shortcuts(self, napari_viewer)
         self._refresh_layer_choices()
@@ -89,10 +92,10 @@ class SegAnyWidget(QWidget):
         """Segment ``layer`` (an Image layer or its name); creates the prompt/preview/labels
         layers. ``channel_first``: the first axis holds channels, ``channels`` go to R, G, B."""
         layer = self.viewer.layers[layer] if isinstance(layer, str) else layer
-        with _signals_blocked(self.channel_check):  # no attach of the old image with these
+        with signals_blocked(self.channel_check):  # no attach of the old image with these
             self.channel_check.setChecked(channel_first)
         self.channels_edit.setText(",".join(str(c) for c in channels))
-        _select(self.image_combo, layer.name)
+        select_quietly(self.image_combo, layer.name)
         self._attach_image(layer)
 
     def set_labels(self, layer) -> None:
@@ -264,380 +267,11 @@ class SegAnyWidget(QWidget):
         hint = "" if isinstance(exc, SegAnyError) else " Try a smaller image or another device."
         show_error(f"Could not compute the image embedding: {exc}.{hint}")
 
-    # ============================ layers ===================================================
-    def _connect_viewer(self) -> None:
-        self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
-        self.viewer.layers.events.removed.connect(self._on_layer_removed)
-        self.viewer.layers.events.connect(self._on_layer_event)
-        self.viewer.dims.events.current_step.connect(self._on_step)
-
-    def _disconnect_viewer(self) -> None:
-        self.viewer.layers.events.inserted.disconnect(self._on_layer_inserted)
-        self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
-        self.viewer.layers.events.disconnect(self._on_layer_event)
-        self.viewer.dims.events.current_step.disconnect(self._on_step)
-
-    def _refresh_layer_choices(self) -> None:
-        images = [l.name for l in self.viewer.layers if isinstance(l, Image)]
-        labels = [l.name for l in self.viewer.layers
-                  if isinstance(l, Labels) and l.name not in OWN_LAYERS]
-        _set_items(self.image_combo, images)
-        _set_items(self.labels_combo, [NEW_LABELS] + labels)
-        self._show_choices()
-
-    def _show_choices(self) -> None:
-        """Make the combo boxes name what is in use (after a rename or a refused pick)."""
-        if self.source is not None:
-            _select(self.image_combo, self.source.layer.name)
-            with _signals_blocked(self.channel_check):
-                self.channel_check.setChecked(self.source.channel_first)
-            self.channels_edit.setText(",".join(str(c) for c in self.source.channels))
-        if self.writer.layer is not None and self.writer.layer in self.viewer.layers:
-            _select(self.labels_combo, self.writer.layer.name)
-
-    def _on_layer_inserted(self, event) -> None:
-        self._refresh_layer_choices()
-        if isinstance(event.value, Image):
-            self._attach_first_image(preferred=event.value)
-
-    def _on_layer_event(self, event) -> None:
-        if event.type == "name":  # a layer was renamed: the choices list names
-            self._refresh_layer_choices()
-
-    def _on_layer_removed(self, event) -> None:
-        removed = event.value
-        if self.source is not None and removed == self.source.layer:  # == : proxies
-            self._detach_image()
-        elif self.source is not None and self._is_own_layer(removed):
-            self._schedule_decode()  # _decode_now re-creates it
-        if self.writer.layer is not None and removed == self.writer.layer:
-            self.writer.attach(None)  # the next commit creates (or adopts) one
-        self.propagation.layer_removed(removed)
-        self._refresh_layer_choices()
-        if self.source is None:
-            self._pick_timer.start()
-
-    def _is_own_layer(self, layer) -> bool:
-        own = (self.prompts.points, self.prompts.boxes, self.preview.layer)
-        return any(o is not None and layer == o for o in own)
-
-    def _attach_first_image(self, preferred=None) -> None:
-        """Without an image, pick one by itself: ``preferred`` (a new layer) or the first
-        image that can be segmented; if none can, say why for the first."""
-        if self.source is not None or self.closed:
-            return
-        candidates = [preferred] if preferred is not None else []
-        candidates += [l for l in self.viewer.layers if isinstance(l, Image)]
-        for layer in candidates:
-            try:
-                self._source_for(layer)
-            except (ImageError, ValueError):
-                continue
-            return self._attach_image(layer)
-        if candidates:
-            self._attach_image(candidates[0])  # the notification says why not
-
-    def _attach_selected_image(self) -> None:
-        name = self.image_combo.currentText()
-        if name and name in self.viewer.layers:
-            self._attach_image(self.viewer.layers[name])
-
-    def _source_for(self, layer) -> ImageSource:
-        """How the widget would read ``layer`` (the channel controls); ImageError if it cannot."""
-        if not isinstance(layer, Image):
-            raise ImageError(f"{layer.name!r} is a {type(layer).__name__} layer: pick an "
-                             "Image layer to segment.")
-        channels = tuple(int(c) for c in self.channels_edit.text().replace(" ", "").split(",") if c)
-        source = ImageSource(layer, self.channel_check.isChecked(), channels)
-        source.check()
-        return source
-
-    def _attach_image(self, layer) -> None:
-        try:
-            source = self._source_for(layer)
-        except (ImageError, ValueError) as exc:
-            show_error(f"Cannot segment this image: {exc}")
-            self._show_choices()  # the controls keep naming the image in use
-            return
-        if self.source is not None:
-            _disconnect_image(self.source.layer, self)
-        self.embeddings.cancel()
-        self.source, self._shape = source, source.spatial_shape
-        self.store_panel.attach(layer)
-        self._attach_own_layers(source)
-        self._attach_labels(fitting_only=True)
-        layer.events.data.connect(self._on_image_data)
-        layer.events.contrast_limits.connect(self._on_contrast)
-        self.viewer.layers.selection.active = self.prompts.points
-        self._reset_objects(clear_prompts=False)
-
-    def _detach_image(self) -> None:
-        """The image layer is gone: stop the work on it. The model, its session and the
-        committed labels stay; the objects of that image are dropped."""
-        _disconnect_image(self.source.layer, self)
-        self.embeddings.cancel()
-        self.embeddings.cancel_prefetch()
-        self.store_panel.detach()
-        self._forget_objects()
-        if self.preview.alive():
-            self.preview.reset()
-        self.source, self.index, self._shape = None, None, None
-        self.status_label.setText("The image was removed: pick another one.")
-
-    def _attach_own_layers(self, source) -> None:
-        """The prompt and preview layers: created, or adopted by name."""
-        self.prompts.attach(source)
-        self.preview.attach(source)
-        bind_shortcuts(self, self.prompts.points, self.prompts.boxes, prompt_layers=True)
-
-    def _ensure_own_layers(self) -> None:
-        """Re-create (or re-adopt) the prompt and preview layers if the user deleted them."""
-        if self.source is None or (self.prompts.alive() and self.preview.alive()):
-            return
-        self._attach_own_layers(self.source)
-        self.preview.show(self.masks)  # the preview starts empty
-        self._move_own_layers_up()
-
-    def _attach_labels(self, fitting_only: bool = False) -> None:
-        if self.source is None:
-            return
-        name = self.labels_combo.currentText()
-        chosen = self.viewer.layers[name] if name in self.viewer.layers else None
-        if fitting_only and chosen is not None and chosen.data.shape != self.source.spatial_shape:
-            chosen = None  # another image was picked: its own new Labels layer
-        try:
-            layer = ensure_labels(self.viewer, self.source, chosen or own_labels(self.viewer, self.source))
-        except ValueError as exc:
-            show_error(str(exc))
-            self._show_choices()  # the combo keeps naming the layer commits go to
-            return
-        self._use_labels(layer)
-
-    def _commit_target(self):
-        """The Labels layer in use while it fits the image; a new (or adopted) one once the
-        user deleted it. ValueError when its data no longer has the image's shape."""
-        layer = self.writer.layer
-        if layer is None or layer not in self.viewer.layers:
-            layer = own_labels(self.viewer, self.source)
-        return ensure_labels(self.viewer, self.source, layer)
-
-    def _use_labels(self, layer) -> None:
-        new = layer != self.writer.layer
-        self.writer.attach(layer)
-        _select(self.labels_combo, layer.name)
-        self.propagation.sync()
-        if new:
-            self._move_own_layers_up()
-
-    def _move_own_layers_up(self) -> None:
-        """Keep the prompts and the preview drawn on top of the labels."""
-        if self.prompts.alive() and self.preview.alive():
-            for own in (self.preview.layer, self.prompts.boxes, self.prompts.points):
-                self.viewer.layers.move(self.viewer.layers.index(own), len(self.viewer.layers))
-
-    # ============================ model ====================================================
-    def _load_model(self, name: str, checkpoint: str, device: str) -> None:
-        if self._model_worker is not None:
-            show_info("A model is already loading; wait for it to finish.")
-            return
-        self.model_panel.set_busy(True)
-        self.progress.setVisible(True)
-        self.progress.setRange(0, 0)  # indeterminate: reading a file has no steps
-        self.status_label.setText(f"Loading {name}…")
-        self._model_worker = start_model_load(
-            name, checkpoint or None, device or None,
-            on_done=alive_only(self, self._model_loaded),
-            on_error=alive_only(self, self._model_failed))
-
-    def _model_loaded(self, model) -> None:
-        self._model_done()
-        self._forget_objects()
-        self._offer_refinement(model.spec)
-        if model.spec.task == INSTANCE:  # FastSAM: prompts select among its masks
-            self.predictor = FastSAMPredictor(model)
-            self.session = FastSAMSession(self.predictor)
-        else:
-            self.predictor = Predictor(model)
-            self.session = InteractiveSession(self.predictor,
-                                              refine_with_mask=self.refine_check.isChecked())
-        self.embeddings.set_predictor(self.predictor)
-        self._embedded_key = None
-        self.status_label.setText(f"{model.spec.name} ready on {self.predictor.device}: click "
-                                  "on an object (Points layer), or draw a box (Shapes layer).")
-        self.model_panel.update_info()
-        self._schedule_decode()
-
-
-    def _offer_refinement(self, spec) -> None:
-        """Mask-prompt refinement exists only for models that take a mask prompt."""
-        supported = spec.supports_mask_input
-        self.refine_check.setEnabled(supported)
-        self.refine_check.setChecked(supported)
-        if not supported:
-            self.refine_check.setToolTip(f"{spec.name} takes no mask prompt: each decode uses "
-                                         "the points and boxes only.")
-
-    def _on_refine_toggled(self, checked: bool) -> None:
-        sessions = (self.session, getattr(self.store_panel, "session", None))
-        for session in sessions:
-            if session is not None:
-                session.refine_with_mask = bool(checked)
-    def _model_failed(self, exc: Exception) -> None:
-        self._model_done()
-        still = self.predictor.spec.name if self.predictor is not None else None
-        self.status_label.setText(f"Could not load the model; {still} is still in use." if still
-                                  else "No model loaded.")
-        show_error(f"Could not load the model: {exc}" if not isinstance(exc, SegAnyError)
-                   else str(exc))
-
-    def _model_done(self) -> None:
-        self._model_worker = None
-        self.model_panel.set_busy(False)
-        self.progress.setRange(0, 100)
-        self.progress.setVisible(self.embeddings.job is not None)
-
-    # ============================ prompts -> preview =======================================
-    def _schedule_decode(self) -> None:
-        self._decode_timer.start()
-
-    def _decode_now(self) -> None:
-        self._decode_timer.stop()
-        if self.source is None or self.closed:
-            return
-        self._ensure_own_layers()
-        index = self._shown_index()
-        if index != self.index:
-            self._change_slice(index)
-        fitted = fit_prompts(*self.prompts.prompts_on(self.source, index),
-                             self.source.spatial_shape[-2:])
-        self._say_left_out(fitted)
-        prompts = group_prompts(fitted.points_xy, fitted.labels, fitted.boxes,
-                                self.split_check.isChecked())
-        if not prompts:
-            self._show_objects([])
-            return
-        if not self._require_model() or not self._use_embedding(index):
-            return
-        self._show_objects(prompts)
-
-    def _show_objects(self, prompts) -> None:
-        if self.session is not None:
-            self.decoder.submit(self.session, prompts)
-
-    def _say_left_out(self, fitted) -> None:
-        """Warn when prompts off the image are ignored: once, not at every later click."""
-        if any(fitted.left_out) and fitted.left_out != self._left_out:
-            show_warning(fitted.describe_left_out())
-        self._left_out = fitted.left_out
-
-    def _decode_failed(self, exc) -> None:
-        if isinstance(exc, PromptError):
-            show_warning(str(exc))
-        else:
-            show_error(f"Could not decode the prompts: {exc}")
-
-    def _forget_objects(self) -> None:
-        """Objects are cleared: drop decodes in flight and pending prompts."""
-        self.decoder.invalidate()
-        if self.session is not None:
-            self.session.clear()
-
-    def _use_embedding(self, index) -> bool:
-        """Make the predictor hold the slice's embedding; False while it is being computed."""
-        if self.store_panel.use_tiles(index):
-            return True  # a large slice: the tiled session embeds tiles as prompts need them
-        try:
-            key = self.embeddings.key_for(self.source, index)
-            if getattr(self, "_embedded_key", None) == key:
-                return True
-            entry = self.embeddings.request(self.source, index)
-        except (ImageError, SegAnyError) as exc:
-            show_error(f"Cannot embed this slice: {exc}")
-            return False
-        if entry is None:
-            return False
-        self.predictor.set_embedding(entry.features, entry.original_size)
-        self._embedded_key = key
-        self._forget_objects()  # logits of another embedding cannot be fed back
-        self._prefetch_neighbours(index)
-        return True
-
-    def _show_masks(self) -> None:
-        masks = self.masks
-        self.preview.show(masks)
-        active = self.session.mask_of(self.session.active_key) if self.session else None
-        if active is not None and active.bbox is not None:
-            self.status_label.setText(
-                f"{len(masks)} object(s). Active: score {active.score:.2f}, candidate "
-                f"{active.candidate + 1}/{active.n_candidates}. C commits, Shift+C discards.")
-
-    def _prefetch_neighbours(self, index) -> None:
-        if self.prefetch_check.isChecked() and index:
-            limit = self.source.spatial_shape[0]
-            near = [(index[0] + d, *index[1:]) for d in (1, -1) if 0 <= index[0] + d < limit]
-            self.embeddings.prefetch(self.source, near)
-
-    # ============================ slices, image changes ====================================
-    def _shown_index(self) -> tuple:
-        return self.source.index_from_world(self.viewer.dims.point)
-
-    def _on_step(self, event=None) -> None:
-        if self.source is not None and self._shown_index() != self.index:
-            self._schedule_decode()
-
-    def _change_slice(self, index) -> None:
-        """The preview and objects belong to one slice: start afresh on another one."""
-        self.index = index
-        self._forget_objects()
-        self.preview.reset()
-
-    def _on_image_data(self, event=None) -> None:
-        if self.source is None:
-            return
-        self.embeddings.forget_digests()
-        self._embedded_key = None
-        try:
-            self.source.check()
-        except ImageError as exc:  # e.g. replaced by an empty or 5D array
-            show_error(f"Cannot segment {self.source.layer.name!r} any more: {exc}")
-            self._detach_image()
-            return
-        if self.source.spatial_shape != self._shape:
-            self._attach_image(self.source.layer)  # the shape changed: new labels and prompts
-            return
-        self._schedule_decode()
-
-    def _on_contrast(self, event=None) -> None:
-        self._contrast_timer.start()
-
-    def _contrast_settled(self) -> None:
-        self._embedded_key = None  # the key holds the limits: the next decode re-embeds
-        self._schedule_decode()
-
-    def _reset_objects(self, clear_prompts: bool) -> None:
-        # A new object: hash the slice again at its first click (1-2 ms), so in-place edits
-        # of the image data, which napari does not announce, are noticed too.
-        self.embeddings.forget_digests()
-        if clear_prompts and self.source is not None and self.index is not None:
-            self.prompts.clear_slice(self.source, self.index)
-        self._forget_objects()
-        if self.preview.alive():
-            self.preview.reset()
-        self.index = self._shown_index() if self.source is not None else None
-
     # ============================ checks ===================================================
     def _require_image(self) -> None:
         if self.source is None:
             raise ImageError("No image: open one (File > Open Sample > SegAny) and pick it in "
                              "the widget, or call set_image(layer).")
-
-    def _require_model(self) -> bool:
-        if self.predictor is not None:
-            return True
-        if self._model_worker is None and not self._warned_no_model:
-            self._warned_no_model = True  # once: every click would repeat it
-            show_warning("Load a model first (Model > Load model); the prompts are kept.")
-        return False
 
     # ============================ closing ==================================================
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
@@ -669,49 +303,8 @@ class SegAnyWidget(QWidget):
         self.decoder.invalidate()
         self._disconnect_viewer()
         if self.source is not None:
-            _disconnect_image(self.source.layer, self)
+            self._unwatch_image(self.source.layer)
         self.prompts.detach()
         self.writer.attach(None)
         self.propagation.release()
         unbind_shortcuts(self, self.viewer, self.prompts.points, self.prompts.boxes)
-
-
-def _single_shot(parent, ms: int, slot) -> QTimer:
-    timer = QTimer(parent)
-    timer.setSingleShot(True)
-    timer.setInterval(ms)
-    timer.timeout.connect(slot)
-    return timer
-
-
-class _signals_blocked:
-    """``with _signals_blocked(control):`` set a control without running its handlers."""
-
-    def __init__(self, control):
-        self.control = control
-
-    def __enter__(self):
-        self._was = self.control.blockSignals(True)
-
-    def __exit__(self, *exc):
-        self.control.blockSignals(self._was)
-
-
-def _select(combo: QComboBox, text: str) -> None:
-    with _signals_blocked(combo):
-        combo.setCurrentText(text)
-
-
-def _set_items(combo: QComboBox, items: list[str]) -> None:
-    current = combo.currentText()
-    combo.blockSignals(True)
-    combo.clear()
-    combo.addItems(items)
-    if current in items:
-        combo.setCurrentText(current)
-    combo.blockSignals(False)
-
-
-def _disconnect_image(layer, widget) -> None:
-    layer.events.data.disconnect(widget._on_image_data)
-    layer.events.contrast_limits.disconnect(widget._on_contrast)
