@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _models import random_mobile_sam
+
 HERE = Path(__file__).resolve().parent
 PARITY = HERE.parents[1] / "shared" / "parity"
 DETECTOR = PARITY / "mobilesamv2_objectaware" / "ObjectAwareModel.synth-seed0.pt"
@@ -73,21 +75,6 @@ def memory_mb(field: str) -> float:
     return float("nan")
 
 
-def mobile_sam():
-    import torch
-
-    from napari_segany.models.mobile_sam import build_mobile_sam
-    from napari_segany.models.registry import get_spec
-
-    torch.manual_seed(0)
-    model = build_mobile_sam().float().eval()
-    prepare = getattr(model, "prepare_for_inference", None)
-    if callable(prepare):
-        prepare()
-    model.spec, model.checkpoint_path = get_spec("mobile_sam"), "random weights"
-    return model
-
-
 def run_case(name: str, threads: int) -> dict:
     """One case in this process: load, then time segment_everything once."""
     import torch
@@ -101,7 +88,7 @@ def run_case(name: str, threads: int) -> dict:
     if method == "fastsam":
         model = nsa.load_model("fastsam_s", checkpoint=FASTSAM, device="cpu")
     else:
-        model = mobile_sam()
+        model = random_mobile_sam()
         if method == "object_aware":
             detector = nsa.load_model("mobilesamv2_objectaware", checkpoint=DETECTOR, device="cpu")
     rss_loaded = memory_mb("VmRSS")

@@ -37,22 +37,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _models import random_mobile_sam
+
 HERE = Path(__file__).resolve().parent
-
-
-def random_mobile_sam():
-    """mobile_sam with random weights, prepared as load_model prepares a loaded one."""
-    from napari_segany.models.mobile_sam import build_mobile_sam
-    from napari_segany.models.registry import get_spec
-
-    torch.manual_seed(0)
-    model = build_mobile_sam().float().eval()
-    prepare = getattr(model, "prepare_for_inference", None)
-    if callable(prepare):
-        prepare()
-    model.spec = get_spec("mobile_sam")
-    model.checkpoint_path = "random weights"
-    return model
 
 
 def drifting_disk_stack(n: int, side: int, seed: int = 0):

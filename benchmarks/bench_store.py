@@ -39,6 +39,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _models import random_mobile_sam
+
 HERE = Path(__file__).resolve().parent
 CONTRAST = (0.0, 3000.0)
 
@@ -59,13 +61,6 @@ def synthetic_stack(n: int, side: int, seed: int = 0) -> np.ndarray:
         plane = ndimage.gaussian_filter(plane, 2) + rng.normal(300, 40, plane.shape)
         stack[z] = np.clip(plane, 0, 65535).astype(np.uint16)
     return stack
-
-
-def random_mobile_sam():
-    sys.path.insert(0, str(HERE))
-    from bench_interactive import random_mobile_sam as make
-
-    return make()
 
 
 def cold(stack: np.ndarray, store_dir: Path) -> dict:

@@ -22,13 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from _models import random_mobile_sam
 
 HERE = Path(__file__).resolve().parent
 SIDE, TILE, HALO = 8192, 1024, 128
@@ -101,13 +102,6 @@ def synthetic_8k(seed: int = 0) -> np.ndarray:
         colour = rng.integers(120, 250, 3).astype(np.uint8)
         image[cy - r:cy + r + 1, cx - r:cx + r + 1][disk] = colour
     return image
-
-
-def random_mobile_sam():
-    sys.path.insert(0, str(HERE))
-    from bench_interactive import random_mobile_sam as make
-
-    return make()
 
 
 def api_phase(image, store_dir: Path, results: dict) -> None:

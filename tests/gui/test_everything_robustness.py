@@ -39,16 +39,6 @@ SHAPE = (96, 128)
 
 
 @pytest.fixture
-def shown(monkeypatch):
-    """The notifications the widget shows, as (level, message)."""
-    notes = []
-    for level in ("info", "error"):
-        monkeypatch.setattr(everything_widget, f"show_{level}",
-                            lambda msg, lv=level: notes.append((lv, str(msg))))
-    return notes
-
-
-@pytest.fixture
 def gate(monkeypatch):
     """Decoder batches after the first two wait until ``gate.release()``; ``gate.wait()``
     returns once a batch is waiting, i.e. the run is provably in progress."""

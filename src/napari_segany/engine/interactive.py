@@ -112,6 +112,15 @@ def _box_owner(points: np.ndarray, boxes: list[np.ndarray]) -> np.ndarray:
 
 
 # --- masks ------------------------------------------------------------------------------------
+def crop_to_full(crop: np.ndarray, bbox: BBox | None, shape: tuple[int, int]) -> np.ndarray:
+    """A (H, W) bool mask from its crop and bbox (r0, r1, c0, c1); all False if bbox is None."""
+    out = np.zeros(shape, bool)
+    if bbox is not None:
+        r0, r1, c0, c1 = bbox
+        out[r0:r1, c0:c1] = crop
+    return out
+
+
 @dataclass(frozen=True)
 class ObjectMask:
     """The shown mask of one object, cropped to its bounding box."""
@@ -129,11 +138,7 @@ class ObjectMask:
 
     def full(self, shape: tuple[int, int]) -> np.ndarray:
         """The mask at full size (for scripts; the GUI only ever writes the crop)."""
-        out = np.zeros(shape, bool)
-        if self.bbox is not None:
-            r0, r1, c0, c1 = self.bbox
-            out[r0:r1, c0:c1] = self.crop
-        return out
+        return crop_to_full(self.crop, self.bbox, shape)
 
 
 def mask_bbox(mask: np.ndarray) -> BBox | None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .interactive import BBox, commit_mask
+from .interactive import BBox, commit_mask, crop_to_full
 
 SEED, OK, SKIPPED = "seed", "ok", "skipped"
 KEPT = (SEED, OK)
@@ -45,11 +45,7 @@ class SliceReport:
         return self.status not in (*KEPT, SKIPPED)
 
     def full(self, shape: tuple[int, int]) -> np.ndarray:
-        out = np.zeros(shape, bool)
-        if self.bbox is not None:
-            r0, r1, c0, c1 = self.bbox
-            out[r0:r1, c0:c1] = self.crop
-        return out
+        return crop_to_full(self.crop, self.bbox, shape)
 
 
 @dataclass

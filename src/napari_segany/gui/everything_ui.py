@@ -2,23 +2,21 @@
 from __future__ import annotations
 
 from qtpy.QtWidgets import (
-    QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+    QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
     QProgressBar, QPushButton, QVBoxLayout,
 )
 
 from .everything_model import DetectorRow, EverythingModelPanel
 from .everything_params import METHOD_TITLES, FilterPanel, MethodParams
 from .everything_tiling import TilingPanel
+from .segany_ui import image_controls
 
 SCOPES = ("Shown slice", "All slices")
 
 
 def build_controls(w) -> None:
     """Create the widget's controls as attributes of ``w`` and lay them out."""
-    w.image_combo = QComboBox()
-    w.channel_check = QCheckBox("first axis is channels")
-    w.channels_edit = QLineEdit("0,1,2")
-    w.channels_edit.setToolTip("Up to 3 channels, shown to the model as R, G, B")
+    data, form = image_controls(w)
     w.scope_combo = QComboBox()
     w.scope_combo.addItems(SCOPES)
     w.method_combo = QComboBox()
@@ -41,13 +39,6 @@ def build_controls(w) -> None:
     w.status_label = QLabel("Pick an image and a method, then Segment everything.")
     w.status_label.setWordWrap(True)
 
-    data = QGroupBox("Data")
-    form = QFormLayout(data)
-    form.addRow("Image", w.image_combo)
-    channels = QHBoxLayout()
-    channels.addWidget(w.channel_check)
-    channels.addWidget(w.channels_edit)
-    form.addRow("", channels)
     form.addRow("Run on", w.scope_combo)
     method = QGroupBox("Method")
     mform = QFormLayout(method)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QWidget
 
 from ..engine.embedding_cache import EmbeddingCache
@@ -42,7 +41,7 @@ from .everything_runner import RunController
 from .everything_ui import build_controls, set_busy
 from .image_slice import ImageSource
 from .labels_io import LABELS_NAME, PREVIEW_NAME, LabelsWriter, ensure_labels
-from .qt_helpers import set_items, single_shot_timer
+from .qt_helpers import ShutsDownWhenClosed, set_items, single_shot_timer
 from .workers import process_events_until
 
 FILTER_DEBOUNCE_MS = 60
@@ -50,7 +49,7 @@ NEW_LABELS = "<new Labels layer>"
 
 
 
-class EverythingWidget(QWidget):
+class EverythingWidget(ShutsDownWhenClosed, QWidget):
     """Everything mode (SAM grid, object-aware prompts, FastSAM) with live filters and commit."""
 
     def __init__(self, napari_viewer, parent=None):
@@ -318,20 +317,6 @@ class EverythingWidget(QWidget):
             self.update_count()
 
     # ============================ closing ==================================================
-    def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        self._shut_down()
-        super().closeEvent(event)
-
-    def event(self, event) -> bool:
-        # napari's remove_dock_widget (the dock's close button) takes the widget out of its
-        # dock without closing it: that is the end of this widget (a re-opened one is new).
-        if event.type() == QEvent.Type.ParentChange:
-            if self.parent() is not None:
-                self._docked = True
-            elif getattr(self, "_docked", False):
-                self._shut_down()
-        return super().event(event)
-
     def _shut_down(self) -> None:
         """Stop the run (its worker then ends, with its threads) and let go of the viewer, so
         that nothing reacts to this widget any more.  Layers and committed labels stay."""

@@ -1,7 +1,8 @@
-"""Small Qt helpers of the widgets: debounce timers and combo boxes set without side effects."""
+"""Small Qt helpers of the widgets: debounce timers, combo boxes set without side effects,
+and shutting a dock widget down when it is closed."""
 from __future__ import annotations
 
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QEvent, QTimer
 from qtpy.QtWidgets import QComboBox
 
 
@@ -41,3 +42,25 @@ def set_items(combo: QComboBox, items: list[str]) -> None:
         combo.addItems(items)
         if current in items:
             combo.setCurrentText(current)
+
+
+class ShutsDownWhenClosed:
+    """Mixin for a dock widget (before ``QWidget`` in the bases): ``_shut_down()`` runs when
+    the widget is closed or when napari takes it out of its dock (the dock's close button,
+    ``remove_dock_widget``), which does not close it: that is the end of the widget (a
+    re-opened one is new)."""
+
+    def _shut_down(self) -> None:
+        raise NotImplementedError
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        self._shut_down()
+        super().closeEvent(event)
+
+    def event(self, event) -> bool:
+        if event.type() == QEvent.Type.ParentChange:
+            if self.parent() is not None:
+                self._docked = True
+            elif getattr(self, "_docked", False):
+                self._shut_down()
+        return super().event(event)

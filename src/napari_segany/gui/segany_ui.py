@@ -9,12 +9,26 @@ from qtpy.QtWidgets import (
 from .model_panel import ModelPanel
 
 
-def build_controls(w) -> None:
-    """Create the widget's controls as attributes of ``w`` and lay them out."""
+def image_controls(w) -> tuple[QGroupBox, QFormLayout]:
+    """The "Data" box both widgets share: ``w.image_combo``, ``w.channel_check`` and
+    ``w.channels_edit``; returns the box and its form, for the rows each widget adds."""
     w.image_combo = QComboBox()
     w.channel_check = QCheckBox("first axis is channels")
     w.channels_edit = QLineEdit("0,1,2")
     w.channels_edit.setToolTip("Up to 3 channels, shown to the model as R, G, B")
+    box = QGroupBox("Data")
+    form = QFormLayout(box)
+    form.addRow("Image", w.image_combo)
+    channels_row = QHBoxLayout()
+    channels_row.addWidget(w.channel_check)
+    channels_row.addWidget(w.channels_edit)
+    form.addRow("", channels_row)
+    return box, form
+
+
+def build_controls(w) -> None:
+    """Create the widget's controls as attributes of ``w`` and lay them out."""
+    data_box, form = image_controls(w)
     w.labels_combo = QComboBox()
     w.model_panel = ModelPanel()
     w.split_check = QCheckBox("One object per positive point")
@@ -36,13 +50,6 @@ def build_controls(w) -> None:
     w.commit_button = QPushButton("Commit (C)")
     w.discard_button = QPushButton("Discard (Shift+C)")
 
-    data_box = QGroupBox("Data")
-    form = QFormLayout(data_box)
-    form.addRow("Image", w.image_combo)
-    channels_row = QHBoxLayout()
-    channels_row.addWidget(w.channel_check)
-    channels_row.addWidget(w.channels_edit)
-    form.addRow("", channels_row)
     form.addRow("Labels", w.labels_combo)
     model_box = QGroupBox("Model")
     QVBoxLayout(model_box).addWidget(w.model_panel)

@@ -16,7 +16,6 @@ Cancel); the decoder runs in a worker too, latest prompts first (see ``decoding.
 from __future__ import annotations
 
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QGroupBox, QVBoxLayout, QWidget
 
 from ..engine.embedding_cache import EmbeddingCache
@@ -31,7 +30,7 @@ from .keybindings import bind_shortcuts, unbind_shortcuts
 from .labels_io import LabelsWriter, PreviewLayer
 from .prompt_layers import PromptLayers
 from .propagation_panel import PropagationPanel
-from .qt_helpers import select_quietly, signals_blocked, single_shot_timer
+from .qt_helpers import ShutsDownWhenClosed, select_quietly, signals_blocked, single_shot_timer
 from .segany_layers import LayerBookkeeping
 from .segany_model import ModelLoading
 from .segany_preview import PromptPreview
@@ -43,7 +42,7 @@ DECODE_DEBOUNCE_MS = 15  # coalesces the bursts of events of one edit (add + sel
 CONTRAST_DEBOUNCE_MS = 400  # a contrast slider drag re-embeds once, when it stops
 
 
-class SegAnyWidget(LayerBookkeeping, ModelLoading, PromptPreview, QWidget):
+class SegAnyWidget(LayerBookkeeping, ModelLoading, PromptPreview, ShutsDownWhenClosed, QWidget):
     """Interactive segmentation of the shown slice with points and boxes into Labels.
 
     This class holds the state and the public scripting API; the mixins hold the rest, one
@@ -274,20 +273,6 @@ class SegAnyWidget(LayerBookkeeping, ModelLoading, PromptPreview, QWidget):
                              "the widget, or call set_image(layer).")
 
     # ============================ closing ==================================================
-    def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        self._shut_down()
-        super().closeEvent(event)
-
-    def event(self, event) -> bool:
-        # napari's remove_dock_widget (the dock's close button) takes the widget out of its
-        # dock without closing it: that is the end of this widget (a re-opened one is new).
-        if event.type() == QEvent.Type.ParentChange:
-            if self.parent() is not None:
-                self._docked = True
-            elif getattr(self, "_docked", False):
-                self._shut_down()
-        return super().event(event)
-
     def _shut_down(self) -> None:
         """Stop all work and let go of the viewer (events, shortcuts), so that nothing reacts
         to this widget any more and no thread is left running. Layers and labels stay."""
