@@ -49,3 +49,26 @@ def _two_threads():
     import torch
 
     torch.set_num_threads(2)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny encoders run 40x faster on one torch thread on a loaded 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny_file(tmp_path_factory):
+    """The tiny test SAM (tests/_everything.py) with random weights, as an official-style file."""
+    import torch
+
+    from _everything import TINY_SAM, random_state_dict
+
+    path = tmp_path_factory.mktemp("weights") / "tiny_sam.pt"
+    torch.save(random_state_dict(TINY_SAM), path)
+    return path

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 import torch
-from _everything import TINY_SAM, random_state_dict
+from _everything import TINY_SAM
 from PIL import Image
 
 from napari_segany.cli import main
@@ -28,13 +28,6 @@ def setup(monkeypatch, tmp_path):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("weights") / "tiny_sam.pt"
-    torch.save(random_state_dict(TINY_SAM), path)
-    return path
 
 
 @pytest.fixture

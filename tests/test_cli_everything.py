@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tifffile
-import torch
 from _everything import (
-    DETECTOR_FILE, FASTSAM_FILE, TINY_SAM, cells_image, random_state_dict,
+    DETECTOR_FILE, FASTSAM_FILE, TINY_SAM, cells_image,
 )
 from _large_images import big_cells
 from PIL import Image
@@ -26,13 +25,6 @@ GRID = ["--points-per-side", "4", "--pred-iou-thresh", "0", "--stability-thresh"
 def tiny_registered(monkeypatch, tmp_path):
     monkeypatch.setenv("NAPARI_SEGANY_CACHE", str(tmp_path / "cache"))
     monkeypatch.setitem(registry.REGISTRY, TINY_SAM.name, TINY_SAM)
-
-
-@pytest.fixture(scope="module")
-def tiny_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("weights") / "tiny_sam.pt"
-    torch.save(random_state_dict(TINY_SAM), path)
-    return path
 
 
 @pytest.fixture

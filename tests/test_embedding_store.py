@@ -22,13 +22,7 @@ from napari_segany.engine.predictor import Predictor
 from napari_segany.engine.weights import load_model
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny encoders run 40x faster on one thread on a loaded 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

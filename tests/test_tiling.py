@@ -6,7 +6,6 @@ import tracemalloc
 
 import numpy as np
 import pytest
-import torch
 from _everything import load_tiny
 from _fakes import fake_model
 from scipy import ndimage
@@ -26,12 +25,7 @@ from napari_segany.engine.tiling_everything import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
