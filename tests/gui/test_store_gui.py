@@ -78,3 +78,27 @@ def test_a_slice_above_the_threshold_is_segmented_tile_by_tile(open_widget, fake
     panel.threshold_spin.setValue(1000)  # now below the threshold: the plain session again
     widget.segment(points=[[150, 200]])
     assert not isinstance(widget.session, TiledSession) and widget.masks[0].bbox is not None
+
+
+def test_everything_mode_reuses_the_embeddings_the_interactive_widget_stored(
+        open_widget, small_image, tmp_path, tiny_checkpoint):
+    folder = tmp_path / "store"
+    viewer, widget = open_widget(small_image, metadata={METADATA_KEY: str(folder)})
+    load(widget, tiny_checkpoint, "tiny_sam")
+    widget.segment(points=[[45, 60]])
+    widget.store_panel.store.flush(timeout=60)
+    viewer.close()
+
+    # Next day, everything mode on the same image: the embedding comes from the store.
+    viewer, _ = open_widget(small_image.copy(), metadata={METADATA_KEY: str(folder)})
+    _, every = viewer.window.add_plugin_dock_widget("napari-segany", "Segment Everything")
+    every.set_method("grid")
+    every.set_model("tiny_sam", checkpoint=str(tiny_checkpoint), device="cpu", wait=True)
+    encodes = []
+    real_encode = every.model.encode
+    every.model.encode = lambda x: encodes.append(1) or real_encode(x)
+    every.set_params(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    result = every.run()[()]
+    store = every.cache.backing_store
+    assert store is not None and store.root == folder and store.reads == 1
+    assert encodes == [] and result.n_prompts == 16  # no encoder run

@@ -21,6 +21,7 @@ from .everything_layers import ensure_result_layer
 from .everything_model import choice_problem
 from .everything_params import METHOD_TITLES
 from .everything_ui import set_busy, show_progress
+from .store_panel import layer_store
 from .workers import alive_only, start_model_load
 
 
@@ -86,6 +87,7 @@ class RunController(QObject):
         method, choice, source = host.method, host.model_choice_wanted(), host.source
         detector = detector_choice(host.detector_row.path, choice.device)
         scope_all = host.scope_combo.currentIndex() == 1 and source.n_leading > 0
+        host.cache.backing_store = layer_store(source.layer)  # shared with the other widget
         return Request(
             source, all_indices(source) if scope_all else [host.shown_index()], method,
             host.params.values(method), choice,

@@ -47,6 +47,13 @@ def _store_for(folder: Path) -> EmbeddingStore:
     return store
 
 
+def layer_store(layer) -> EmbeddingStore | None:
+    """The store the Segment Anything widget attached ``layer`` to (its metadata), if any:
+    the everything-mode widget reads and writes the same embeddings."""
+    folder = layer.metadata.get(METADATA_KEY)
+    return _store_for(Path(folder).expanduser()) if folder else None
+
+
 class StorePanel(QWidget):
     """Store folder, tiling threshold / tile / halo, and the tiled session of large slices."""
 
