@@ -115,7 +115,7 @@ def _pick(names: list[str], prefix: str) -> str:
 
 def _unpickler_reason(exc: BaseException | None) -> str:
     """The WeightsUnpickler line of torch's message, without its advice to allowlist or to
-    pass weights_only=False, and without terminal colour codes."""
+    turn weights-only loading off, and without terminal colour codes."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc or ""))
     match = re.search(r"WeightsUnpickler error:\s*(.+)", text)
     line = match.group(1) if match else _first_line(exc) if exc else "unknown content"
