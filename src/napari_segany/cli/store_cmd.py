@@ -44,7 +44,7 @@ def run_store(args) -> int:
     if limit is not None:
         deleted, left = prune_store(root, limit)
         freed = sum(entry.nbytes for entry in deleted)
-        print(f"deleted {len(deleted)} entries ({format_size(freed)}); "
+        print(f"deleted {_entries(len(deleted)).strip()} ({format_size(freed)}); "
               f"{format_size(left)} left in {root}")
     _print_usage(root)
     return 0
@@ -60,7 +60,11 @@ def _print_usage(root: Path) -> None:
         per_model[name][1] += entry.nbytes
     print(f"store: {root}")
     for name, (count, nbytes) in sorted(per_model.items()):
-        print(f"  {name:26s} {count:6d} entries {format_size(nbytes):>11s}")
+        print(f"  {name:26s} {_entries(count)} {format_size(nbytes):>11s}")
     total = sum(nbytes for _, nbytes in per_model.values())
-    print(f"  {'total':26s} {sum(c for c, _ in per_model.values()):6d} entries "
-          f"{format_size(total):>11s}")
+    count = sum(c for c, _ in per_model.values())
+    print(f"  {'total':26s} {_entries(count)} {format_size(total):>11s}")
+
+
+def _entries(count: int) -> str:
+    return f"{count:6d} {'entry  ' if count == 1 else 'entries'}"
