@@ -13,7 +13,8 @@ uint8 image itself is 192 MiB of it.
   3000 x 3000 box (25 tiles), and everything mode (grid, 4 x 4 points per tile, score filters
   off so that every candidate is kept and merged) over the whole image;
 * gui: the widget on the same image and store: a click, a box across tiles, a commit
-  (napari's own Labels and preview layers are 8192 x 8192 too).
+  (napari's own Labels and preview layers are 8192 x 8192 too); then the Segment Everything
+  widget on the same layer (tiles from the store, grid 4 x 4 per tile, result layer).
 
 Writes benchmarks/results/tiling_8k_<phase>.json.
 """
@@ -156,7 +157,24 @@ def gui_phase(image, store_dir: Path, results: dict) -> None:
     with Step(results, "commit"):
         widget.commit()
     results["tiles_computed_in_gui"] = widget.store_panel.tiled.encodes
+    everything_widget_step(viewer, results)
     viewer.close()
+
+
+def everything_widget_step(viewer, results: dict) -> None:
+    """The Segment Everything widget on the same layer: its store (the layer's metadata),
+    grid 4 x 4 per tile, filters off, tile by tile in its worker; then the result layer."""
+    _, every = viewer.window.add_plugin_dock_widget("napari-segany", "Segment Everything")
+    every.set_method("grid")
+    every.model = random_mobile_sam()  # handed over as a load would (random weights)
+    every.model_choice = every.model_choice_wanted()
+    every.set_tiling(tile=TILE, halo=HALO)
+    every.set_params(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    every.set_filters(min_area=0, max_area_fraction=None)
+    with Step(results, "everything widget, grid 4x4 per tile, all tiles from the store"):
+        result = every.run()[()]
+    results["everything_widget_objects"] = len(result)
+    results["everything_widget_status"] = every.status_label.text()
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ pieces, which is as good as the pieces the tiles saw.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -89,9 +90,32 @@ def iter_segment_everything_tiled(
         n_prompts += result.n_prompts
         pieces += [_Piece.of(rec, (row, col), window, grid.shape, edge_tolerance)
                    for rec in result.records]
+        del result, rgb, embedding
+        release_freed_memory()
     yield Progress(len(grid), len(grid), f"merging {len(pieces)} masks across tiles")
     records = [p.record() for p in merge_pieces(pieces, merge_iou)]
     return EverythingResult(records, grid.shape, method, n_prompts)
+
+
+def release_freed_memory() -> None:
+    """Give the heap memory freed by a tile's decode back to the OS (glibc ``malloc_trim``;
+    a no-op elsewhere).  The decoder's buffers are freed in its worker threads' arenas, which
+    glibc keeps: over 20 tiles of an 8k image in the widget's worker the peak was ~240 MB
+    higher without it.  A trim costs milliseconds; a tile's decode, seconds."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim():
+    """libc's ``malloc_trim``, or None where there is none (not glibc)."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def model_input_size(model) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from napari.layers import Labels
 
+from ..engine.everything.result import EverythingResult
 from .image_slice import ImageSource
 from .labels_io import LabelsWriter
 
@@ -44,15 +45,20 @@ def ensure_result_layer(viewer, source: ImageSource) -> Labels:
                              opacity=0.6, metadata={RESULT_MARK: True})
 
 
-def show_slice(layer: Labels, index: tuple, labels: np.ndarray) -> None:
-    """Replace one slice of the result layer with ``labels`` (H, W).
+def show_slice(layer: Labels, index: tuple, result: EverythingResult) -> None:
+    """Paint ``result`` (an (H, W) EverythingResult) into one slice of the result layer.
 
-    The layer is uint16 (ids restart at 1 on every slice: a few hundred objects each), half
-    the memory of the image-sized target for a stack; it widens if a slice ever needs more.
+    The masks are painted straight into the layer's array: no label image of the slice is
+    made or kept besides the layer's own.  The layer is uint16 (ids restart at 1 on every
+    slice: a few hundred objects each), half the memory of int32; it widens if a slice ever
+    needs more ids.
     """
-    if labels.size and labels.max() > np.iinfo(layer.data.dtype).max:
+    if len(result) > np.iinfo(layer.data.dtype).max:
         layer.data = layer.data.astype(np.int32)
-    layer.data[index + (Ellipsis,)] = labels
+    if isinstance(layer.data, np.ndarray):  # an integer index of an array: a view
+        result.paint(out=layer.data[index + (Ellipsis,)])
+    else:  # not a numpy array (the user replaced the layer's data): paint, then assign
+        layer.data[index + (Ellipsis,)] = result.paint(dtype=layer.data.dtype)
     layer.refresh()
 
 

@@ -30,7 +30,7 @@ class ResultView:
         """Re-select and paint the stale slices among ``indices``."""
         for index in [i for i in indices if i in self.stale]:
             self.shown[index] = settings.apply(self.results[index])
-            show_slice(layer, index, self.shown[index].labels)
+            show_slice(layer, index, self.shown[index])
             self.stale.discard(index)
 
     def needs_refresh(self, indices) -> bool:

@@ -147,7 +147,7 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
         self.writer.attach(target)
         keep = self.preserve_check.isChecked() if preserve is None else preserve
         try:
-            n = commit_slices(self.writer, [(i, self.shown[i].labels) for i in indices], keep)
+            n = commit_slices(self.writer, [(i, self.shown[i].paint()) for i in indices], keep)
         except ValueError as exc:
             show_error(str(exc))
             return 0

@@ -38,7 +38,8 @@ class CompactMask:
     def crop(self) -> np.ndarray:
         """The bool mask inside :attr:`bbox`."""
         y0, x0, y1, x1 = self.bbox
-        return np.unpackbits(self.packed, axis=-1, count=x1 - x0).astype(bool)
+        # unpackbits gives 0/1 bytes: viewed as bool without a second full-size copy
+        return np.unpackbits(self.packed, axis=-1, count=x1 - x0).view(bool)
 
     def decode(self) -> np.ndarray:
         """The full (H, W) bool mask."""

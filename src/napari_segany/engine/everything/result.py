@@ -52,6 +52,13 @@ class EverythingResult:
     def labels(self) -> np.ndarray:
         return paint_labels([r.mask for r in self.records], self.image_shape)
 
+    def paint(self, out: np.ndarray | None = None, dtype=None) -> np.ndarray:
+        """The label image of :attr:`labels`, not kept: into ``out`` (an (H, W) integer array,
+        cleared first) or a new array of ``dtype`` (None: uint16 up to 65,535 objects, else
+        int32).  For callers that hold the image elsewhere (e.g. a Labels layer)."""
+        kind = labels_dtype(len(self.records)) if dtype is None else dtype
+        return paint_labels([r.mask for r in self.records], self.image_shape, kind, out)
+
     def __len__(self) -> int:
         return len(self.records)
 
@@ -75,16 +82,35 @@ def _passes(record, min_area, max_area, min_score, min_stability) -> bool:
     return min_stability is None or stability is None or stability >= min_stability
 
 
-def paint_labels(masks: list[CompactMask], shape: tuple[int, int]) -> np.ndarray:
-    """Ids ``i + 1`` painted largest-first: smaller masks stay on top."""
-    labels = np.zeros(shape, dtype=np.int32)
+def paint_labels(masks: list[CompactMask], shape: tuple[int, int], dtype=np.int32,
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """Ids ``i + 1`` painted largest-first: smaller masks stay on top.
+
+    ``out``: paint into this (H, W) integer array instead of a new one of ``dtype`` (it is
+    cleared first), e.g. a slice of a Labels layer, so that no full-size temporary is made.
+    Raises ValueError when the ids do not fit its type."""
+    if out is not None and tuple(out.shape) != tuple(shape):
+        raise ValueError(f"Cannot paint labels of shape {tuple(shape)} into {out.shape}.")
+    kind = np.dtype(dtype if out is None else out.dtype)
+    if len(masks) > np.iinfo(kind).max:
+        raise ValueError(f"{len(masks)} ids do not fit {kind}.")
+    if out is None:
+        labels = np.zeros(shape, dtype=kind)
+    else:
+        labels = out
+        labels[...] = 0
     for i in sorted(range(len(masks)), key=lambda i: -masks[i].area):
         m = masks[i]
         if not m.area:
             continue
         y0, x0, y1, x1 = m.bbox
-        labels[y0:y1, x0:x1][m.crop()] = i + 1
+        np.copyto(labels[y0:y1, x0:x1], i + 1, where=m.crop(), casting="unsafe")
     return labels
+
+
+def labels_dtype(n: int) -> np.dtype:
+    """The smallest label type for ids 1..n: uint16 (half of int32) up to 65,535 objects."""
+    return np.dtype(np.uint16 if n <= np.iinfo(np.uint16).max else np.int32)
 
 
 def drop_contained(records: list[Record], max_fraction: float) -> list[Record]:
