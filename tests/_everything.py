@@ -17,6 +17,11 @@ PARITY = Path(__file__).resolve().parents[1].parent / "shared" / "parity"
 DETECTOR_FILE = PARITY / "mobilesamv2_objectaware" / "ObjectAwareModel.synth-seed0.pt"
 FASTSAM_FILE = PARITY / "fastsam_s" / "FastSAM-s.synth-seed0.pt"
 
+#: Everything-mode settings for random weights: their scores are low and their masks overlap,
+#: so keep every candidate.
+RANDOM_WEIGHTS = dict(pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0)
+NO_FILTERS = dict(min_area=0, max_area_fraction=None)
+
 TINY_SAM_KWARGS = dict(embed_dim=64, depth=2, num_heads=2, global_attn_indexes=(1,), image_size=256)
 TINY_SAM = ModelSpec(
     name="tiny_sam", family="sam", task=registry.PROMPTABLE,

@@ -103,3 +103,32 @@ def shown(monkeypatch):
         monkeypatch.setattr(everything_widget, f"show_{level}",
                             lambda msg, lv=level: notes.append((lv, str(msg))))
     return notes
+
+
+@pytest.fixture
+def open_everything(make_napari_viewer):
+    """A viewer with ``image`` as layer "cells" (or ``name``) and the Segment Everything
+    widget opened as a user opens it."""
+    def make(image, name="cells", **layer_kwargs):
+        viewer = make_napari_viewer()
+        viewer.add_image(image, name=name, **layer_kwargs)
+        _, widget = viewer.window.add_plugin_dock_widget("napari-segany", "Segment Everything")
+        return viewer, widget
+
+    return make
+
+
+@pytest.fixture
+def grid_everything(open_everything, tiny_checkpoint):
+    """``open_everything`` with the tiny SAM, grid 4 x 4, every candidate kept, no filters."""
+    from _everything import NO_FILTERS, RANDOM_WEIGHTS, cells_image
+
+    def make(image=None, name="cells"):
+        viewer, widget = open_everything(cells_image() if image is None else image, name)
+        widget.set_method("grid")
+        widget.set_model("tiny_sam", checkpoint=str(tiny_checkpoint), device="cpu")
+        widget.set_params(points_per_side=4, **RANDOM_WEIGHTS)
+        widget.set_filters(**NO_FILTERS)
+        return viewer, widget
+
+    return make

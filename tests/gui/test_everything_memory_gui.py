@@ -2,32 +2,19 @@
 filtered results are painted straight into the layer (uint16), not kept as int32 copies."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _everything import cells_image  # noqa: E402
-
-from napari_segany.engine.everything.masks import CompactMask  # noqa: E402
-from napari_segany.engine.everything.result import EverythingResult, Record  # noqa: E402
-from napari_segany.gui.everything_layers import RESULT_NAME, show_slice  # noqa: E402
-from napari_segany.gui.labels_io import LABELS_NAME  # noqa: E402
+from napari_segany.engine.everything.masks import CompactMask
+from napari_segany.engine.everything.result import EverythingResult, Record
+from napari_segany.gui.everything_layers import RESULT_NAME, show_slice
+from napari_segany.gui.labels_io import LABELS_NAME
 
 pytestmark = pytest.mark.gui
-RANDOM_WEIGHTS = dict(pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0)
 
 
-def test_result_layer_is_the_only_label_image(make_napari_viewer, tiny_checkpoint):
-    viewer = make_napari_viewer()
-    viewer.add_image(cells_image(), name="cells")
-    _, widget = viewer.window.add_plugin_dock_widget("napari-segany", "Segment Everything")
-    widget.set_method("grid")
-    widget.set_model("tiny_sam", checkpoint=str(tiny_checkpoint), device="cpu")
-    widget.set_params(points_per_side=4, **RANDOM_WEIGHTS)
-    widget.set_filters(min_area=0, max_area_fraction=None)
+def test_result_layer_is_the_only_label_image(grid_everything):
+    viewer, widget = grid_everything()
     result = widget.run()[()]
     layer = viewer.layers[RESULT_NAME]
     kept = widget.shown[()]

@@ -22,7 +22,8 @@ from qtpy.QtCore import Qt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _everything import (  # noqa: E402
-    DETECTOR_FILE, FASTSAM_FILE, TINY_EFFICIENT_SAM, cells_image, random_state_dict,
+    DETECTOR_FILE, FASTSAM_FILE, NO_FILTERS, RANDOM_WEIGHTS, TINY_EFFICIENT_SAM, cells_image,
+    random_state_dict,
 )
 
 from napari_segany.engine.everything import grid  # noqa: E402
@@ -33,8 +34,6 @@ from napari_segany.models import registry  # noqa: E402
 
 pytestmark = pytest.mark.gui
 needs_files = pytest.mark.skipif(not DETECTOR_FILE.exists(), reason="../shared/parity is absent")
-RANDOM_WEIGHTS = dict(pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0)
-NO_FILTERS = dict(min_area=0, max_area_fraction=None)
 SHAPE = (96, 128)
 
 

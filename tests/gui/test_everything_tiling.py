@@ -20,20 +20,12 @@ from napari_segany.gui.everything_layers import RESULT_NAME  # noqa: E402
 from napari_segany.gui.labels_io import LABELS_NAME  # noqa: E402
 
 pytestmark = pytest.mark.gui
-RANDOM_WEIGHTS = dict(pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0)
-NO_FILTERS = dict(min_area=0, max_area_fraction=None)
 
 
 @pytest.fixture
-def large(make_napari_viewer, tiny_checkpoint):
+def large(grid_everything):
     """(viewer, widget) on a 440 x 440 image, tiny SAM grid, tiles of 256 px above 400 px."""
-    viewer = make_napari_viewer()
-    viewer.add_image(big_cells(), name="slide")
-    _, widget = viewer.window.add_plugin_dock_widget("napari-segany", "Segment Everything")
-    widget.set_method("grid")
-    widget.set_model("tiny_sam", checkpoint=str(tiny_checkpoint), device="cpu")
-    widget.set_params(points_per_side=4, **RANDOM_WEIGHTS)
-    widget.set_filters(**NO_FILTERS)
+    viewer, widget = grid_everything(big_cells(), name="slide")
     widget.tiling.threshold_spin.setValue(400)  # what a user types in "Tile above"
     return viewer, widget
 

@@ -11,7 +11,9 @@ import pytest
 from qtpy.QtCore import Qt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from _everything import DETECTOR_FILE, FASTSAM_FILE, cells_image, visible_fastsam  # noqa: E402
+from _everything import (  # noqa: E402
+    DETECTOR_FILE, FASTSAM_FILE, NO_FILTERS, RANDOM_WEIGHTS, cells_image, visible_fastsam,
+)
 
 from napari_segany.gui.everything_jobs import ModelChoice  # noqa: E402
 from napari_segany.gui.everything_layers import RESULT_NAME  # noqa: E402
@@ -19,33 +21,10 @@ from napari_segany.gui.labels_io import LABELS_NAME  # noqa: E402
 
 pytestmark = pytest.mark.gui
 needs_files = pytest.mark.skipif(not DETECTOR_FILE.exists(), reason="../shared/parity is absent")
-RANDOM_WEIGHTS = dict(pred_iou_thresh=0.0, stability_score_thresh=0.0,  # their scores are low
-                      box_nms_thresh=1.0)  # and their masks overlap: keep them all
-NO_FILTERS = dict(min_area=0, max_area_fraction=None)
 
 
-@pytest.fixture
-def open_everything(make_napari_viewer):
-    def make(image, **layer_kwargs):
-        viewer = make_napari_viewer()
-        viewer.add_image(image, name="cells", **layer_kwargs)
-        _, widget = viewer.window.add_plugin_dock_widget("napari-segany", "Segment Everything")
-        return viewer, widget
-
-    return make
-
-
-def grid_widget(open_everything, checkpoint, image=None):
-    viewer, widget = open_everything(cells_image() if image is None else image)
-    widget.set_method("grid")
-    widget.set_model("tiny_sam", checkpoint=str(checkpoint), device="cpu")
-    widget.set_params(points_per_side=4, **RANDOM_WEIGHTS)
-    widget.set_filters(**NO_FILTERS)
-    return viewer, widget
-
-
-def test_grid_run_live_filters_commit_and_undo(open_everything, tiny_checkpoint, qtbot, shown):
-    viewer, widget = grid_widget(open_everything, tiny_checkpoint)
+def test_grid_run_live_filters_commit_and_undo(grid_everything, qtbot, shown):
+    viewer, widget = grid_everything()
     assert widget.image_combo.currentText() == "cells" and not widget.scope_combo.isEnabled()
     results = widget.run()
     result = results[()]
@@ -72,8 +51,8 @@ def test_grid_run_live_filters_commit_and_undo(open_everything, tiny_checkpoint,
     assert ("info", f"Committed {len(np.unique(result.labels)) - 1} objects into '{LABELS_NAME}'.") in shown
 
 
-def test_commit_preserves_existing_labels_and_continues_ids(open_everything, tiny_checkpoint):
-    viewer, widget = grid_widget(open_everything, tiny_checkpoint)
+def test_commit_preserves_existing_labels_and_continues_ids(grid_everything):
+    viewer, widget = grid_everything()
     existing = np.zeros(viewer.layers["cells"].data.shape, np.uint32)
     existing[:10, :10] = 7
     target = viewer.add_labels(existing, name="mine")
@@ -86,8 +65,8 @@ def test_commit_preserves_existing_labels_and_continues_ids(open_everything, tin
     assert np.array_equal(target.data, existing)
 
 
-def test_second_run_reuses_the_embedding(open_everything, tiny_checkpoint):
-    _, widget = grid_widget(open_everything, tiny_checkpoint)
+def test_second_run_reuses_the_embedding(grid_everything):
+    _, widget = grid_everything()
     widget.run()
     model = widget.model
     widget.set_params(points_per_side=5)

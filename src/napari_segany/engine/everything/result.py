@@ -50,7 +50,8 @@ class EverythingResult:
 
     @cached_property
     def labels(self) -> np.ndarray:
-        return paint_labels([r.mask for r in self.records], self.image_shape)
+        """(H, W) int32, kept: the documented type of the API's label image."""
+        return self.paint(dtype=np.int32)
 
     def paint(self, out: np.ndarray | None = None, dtype=None) -> np.ndarray:
         """The label image of :attr:`labels`, not kept: into ``out`` (an (H, W) integer array,
