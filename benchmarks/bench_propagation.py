@@ -62,8 +62,8 @@ class Timers:
     kept mask (propagation_upsample.mask_crop), by patching them for the duration."""
 
     def __init__(self):
-        from napari_segany.engine import propagation_upsample
-        from napari_segany.engine.predictor import Predictor
+        from napari_segany.engine.propagation import upsample as propagation_upsample
+        from napari_segany.engine.interactive import Predictor
 
         self.targets = [(Predictor, "decode_lowres"), (propagation_upsample, "mask_crop")]
         self.originals = [getattr(owner, name) for owner, name in self.targets]
@@ -90,7 +90,7 @@ def _timed(store, func):
 
 def run_once(volume, seed_mask, model, cache, prefetch=2) -> dict:
     import napari_segany as nsa
-    from napari_segany.engine.propagation_prompts import StopRules
+    from napari_segany.engine.propagation import StopRules
 
     rules = StopRules(min_score=None, max_area_ratio=None, stop_on_empty=False)
     load_before = os.getloadavg()[0]
@@ -125,9 +125,10 @@ def warm_runs(volume, seed_mask, model, cache, repeats: int) -> dict:
 def bare_decoder_ms(model, volume, seed_mask, cache, reps: int) -> float:
     """decode_lowres + mask_crop of one mask, nothing else: the floor of a warm slice."""
     from napari_segany.engine.interactive import crop_to_bbox
-    from napari_segany.engine.predictor import Predictor
-    from napari_segany.engine.propagation_upsample import mask_crop
-    from napari_segany.engine.propagation_prompts import PromptOptions, derive_prompts
+    from napari_segany.engine.interactive import Predictor
+    from napari_segany.engine.propagation.upsample import mask_crop
+    from napari_segany.engine.propagation import PromptOptions
+    from napari_segany.engine.propagation.prompts import derive_prompts
 
     predictor = Predictor(model)
     entry = next(iter(cache._entries.values()))
@@ -147,8 +148,8 @@ def upsample_ms(model, side: int, reps: int) -> dict:
     """Full ``upsample`` + crop vs ``mask_crop`` for a nucleus-sized mask (a disk of 1/4 of
     the side) and for a mask covering the whole slice (random weights give such masks)."""
     from napari_segany.engine.interactive import crop_to_bbox
-    from napari_segany.engine.predictor import Predictor
-    from napari_segany.engine.propagation_upsample import mask_crop
+    from napari_segany.engine.interactive import Predictor
+    from napari_segany.engine.propagation.upsample import mask_crop
 
     predictor = Predictor(model)
     predictor.set_embedding(torch.zeros(1, 256, 64, 64), (side, side))
@@ -185,7 +186,7 @@ def main() -> None:
     args = parser.parse_args()
     n = 8 if args.quick else 32
     torch.set_num_threads(args.threads)
-    from napari_segany.engine.embedding_cache import EmbeddingCache
+    from napari_segany.engine.embeddings import EmbeddingCache
 
     model = random_mobile_sam()
     volume, seed_mask = drifting_disk_stack(n, args.side)

@@ -64,12 +64,12 @@ def synthetic_stack(n: int, side: int, seed: int = 0) -> np.ndarray:
 
 
 def cold(stack: np.ndarray, store_dir: Path) -> dict:
-    from napari_segany.engine.embedding_cache import (
+    from napari_segany.engine.embeddings import (
         CachedEmbedding, EmbeddingCache, EmbeddingKey, model_identity, slice_digest,
     )
-    from napari_segany.engine.embedding_store import EmbeddingStore
-    from napari_segany.engine.intensity import to_uint8_rgb
-    from napari_segany.engine.predictor import Predictor
+    from napari_segany.engine.embeddings import EmbeddingStore
+    from napari_segany.engine.images import to_uint8_rgb
+    from napari_segany.engine.interactive import Predictor
 
     model = random_mobile_sam()
     predictor = Predictor(model)
@@ -96,8 +96,8 @@ import json, sys, time
 import numpy as np, torch
 torch.set_num_threads(int(sys.argv[4]))
 t_start = time.perf_counter()
-from napari_segany.engine.embedding_cache import EmbeddingCache, EmbeddingKey, slice_digest
-from napari_segany.engine.embedding_store import EmbeddingStore
+from napari_segany.engine.embeddings import EmbeddingCache, EmbeddingKey, slice_digest
+from napari_segany.engine.embeddings import EmbeddingStore
 stack = np.load(sys.argv[1], mmap_mode="r")
 model_id, lo, hi = sys.argv[3], float(sys.argv[5]), float(sys.argv[6])
 t_import = time.perf_counter() - t_start
@@ -146,9 +146,9 @@ def fp16_parity(cases=("mobile_sam", "sam_vit_b")) -> dict:
     """Max |low-res logit| and |IoU| change and mask pixel flips, float16 store vs float32."""
     from PIL import Image
 
-    from napari_segany.engine.embedding_cache import CachedEmbedding, EmbeddingKey
-    from napari_segany.engine.embedding_store import EmbeddingStore
-    from napari_segany.engine.predictor import Predictor
+    from napari_segany.engine.embeddings import CachedEmbedding, EmbeddingKey
+    from napari_segany.engine.embeddings import EmbeddingStore
+    from napari_segany.engine.interactive import Predictor
 
     results = {}
     for case in cases:
@@ -210,7 +210,7 @@ def main() -> None:
         return
     n = 4 if args.quick else args.slices
     torch.set_num_threads(args.threads)
-    from napari_segany.engine.embedding_cache import model_identity
+    from napari_segany.engine.embeddings import model_identity
 
     load_start = os.getloadavg()
     stack = synthetic_stack(n, args.side)

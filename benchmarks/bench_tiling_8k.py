@@ -106,9 +106,9 @@ def synthetic_8k(seed: int = 0) -> np.ndarray:
 
 
 def api_phase(image, store_dir: Path, results: dict) -> None:
-    from napari_segany.engine.embedding_store import EmbeddingStore
-    from napari_segany.engine.tiled_predictor import TiledPredictor
-    from napari_segany.engine.tiling_everything import segment_everything_tiled
+    from napari_segany.engine.embeddings import EmbeddingStore
+    from napari_segany.engine.tiling import TiledPredictor
+    from napari_segany.engine.everything import segment_everything_tiled
 
     model = random_mobile_sam()
     tiled = TiledPredictor(model, TILE, HALO, store=EmbeddingStore(store_dir))

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_segany.engine.detection import detect_objects, model_input, run_network
-from napari_segany.engine.fastsam import fastsam_everything
-from napari_segany.engine.ultralytics_reader import read_ultralytics_checkpoint
+from napari_segany.engine.detection import detect_objects, fastsam_everything
+from napari_segany.engine.detection.yolo import model_input, run_network
+from napari_segany.engine.weights.ultralytics_reader import read_ultralytics_checkpoint
 from napari_segany.models.yolo.build import build_yolov8
 from napari_segany.models.yolo.keys import map_ultralytics_keys
 

@@ -199,7 +199,7 @@ def shoot_zstack(model: str, checkpoint: str | None) -> None:
     save(viewer, "boxes-zstack.png")
     # 4. the embedding worker: progress bar and Cancel while the viewer stays usable
     viewer.dims.set_current_step(0, 3)
-    from napari_segany.engine.encoding import encoder_steps
+    from napari_segany.engine.embeddings.encoding import encoder_steps
 
     hooks = [b.register_forward_pre_hook(lambda *_: time.sleep(0.5))
              for b in encoder_steps(widget.predictor.model)]

@@ -10,8 +10,8 @@ GUI_MODULES = ("napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicg
 
 
 @pytest.mark.parametrize("module", [
-    "napari_segany", "napari_segany.models.registry", "napari_segany.engine.predictor",
-    "napari_segany.engine.weights", "napari_segany.engine.transforms",
+    "napari_segany", "napari_segany.models.registry", "napari_segany.engine.interactive",
+    "napari_segany.engine.weights", "napari_segany.engine.interactive.transforms",
 ])
 def test_engine_and_models_import_no_gui(module):
     code = (

@@ -26,7 +26,7 @@ import pytest
 import torch
 
 import napari_segany as nsa
-from napari_segany.engine import checkpoints
+from napari_segany.engine.weights import readers as checkpoints
 from napari_segany.engine.errors import CheckpointError
 from napari_segany.models.registry import REGISTRY, get_spec
 from napari_segany.models.sam.keys import map_sam_keys
@@ -344,7 +344,7 @@ def test_sam_state_dict_given_to_fastsam(synth_state_dict):
 
 @pytest.mark.parity
 def test_bare_yolo_state_dict_file_loads_as_fastsam(tmp_path, files):
-    from napari_segany.engine.ultralytics_reader import read_ultralytics_checkpoint
+    from napari_segany.engine.weights.ultralytics_reader import read_ultralytics_checkpoint
 
     sd, _ = read_ultralytics_checkpoint(files["fastsam_s"])
     path = tmp_path / "fastsam_s_state_dict.pt"

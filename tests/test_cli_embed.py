@@ -11,11 +11,12 @@ from PIL import Image
 
 from napari_segany.cli import main
 from napari_segany.cli.embed_cmd import napari_contrast_limits
-from napari_segany.engine.embedding_cache import EmbeddingCache, EmbeddingKey, model_identity, slice_digest
-from napari_segany.engine.embedding_store import EmbeddingStore
-from napari_segany.engine.intensity import to_uint8_rgb
-from napari_segany.engine.predictor import Predictor
-from napari_segany.engine.tiled_predictor import TiledPredictor
+from napari_segany.engine.embeddings import (
+    EmbeddingCache, EmbeddingKey, EmbeddingStore, model_identity, slice_digest,
+)
+from napari_segany.engine.images import to_uint8_rgb
+from napari_segany.engine.interactive import Predictor
+from napari_segany.engine.tiling import TiledPredictor
 from napari_segany.engine.weights import load_model
 from napari_segany.models import registry
 

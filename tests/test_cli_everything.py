@@ -1,5 +1,5 @@
 """``napari-segany everything``: files and folders in, label TIFFs out, a progress bar on
-stderr, actionable errors; plus the image readers/writer it uses (engine.image_io)."""
+stderr, actionable errors; plus the image readers/writer it uses (engine.images.io)."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +13,7 @@ from PIL import Image
 
 import napari_segany as nsa
 from napari_segany.cli import main
-from napari_segany.engine import image_io
+from napari_segany.engine.images import io as image_io
 from napari_segany.engine.errors import ImageError
 from napari_segany.engine.everything.presets import FilterSettings
 from napari_segany.models import registry
@@ -91,7 +91,7 @@ def test_fastsam_from_its_registry_name_and_file(png, tmp_path):
 
 
 def test_large_image_runs_tile_by_tile_equal_to_the_api(tmp_path, tiny_file, capsys):
-    from napari_segany.engine.tiling_everything import segment_everything_tiled
+    from napari_segany.engine.everything import segment_everything_tiled
 
     image = big_cells()
     png = tmp_path / "big.png"

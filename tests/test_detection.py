@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_segany.engine import detection as D
-from napari_segany.engine.boxes import nms
-from napari_segany.engine import fastsam as F
+from napari_segany.engine.detection import fastsam as F, nms, yolo as D
 from napari_segany.models.yolo.build import build_yolov8
 
 # sha256 (first 16 hex) of cv2.resize(..., INTER_LINEAR) outputs, recorded with

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from napari_segany.engine.embedding_cache import (
-    DEFAULT_BUDGET_BYTES, CachedEmbedding, EmbeddingCache, EmbeddingKey, model_identity,
-    normalisation_key, slice_digest,
+from napari_segany.engine.embeddings import (
+    CachedEmbedding, DEFAULT_BUDGET_BYTES, EmbeddingCache, EmbeddingKey, encode_blocking,
+    iter_encode, model_identity, normalisation_key, slice_digest,
 )
-from napari_segany.engine.encoding import encode_blocking, encoder_steps, iter_encode
+from napari_segany.engine.embeddings.encoding import encoder_steps
 from napari_segany.engine.errors import Cancelled
-from napari_segany.engine.predictor import Predictor
+from napari_segany.engine.interactive import Predictor
 
 from _fakes import fake_model
 

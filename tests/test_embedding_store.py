@@ -11,15 +11,12 @@ import pytest
 import torch
 from _everything import TINY_SAM, load_tiny, random_state_dict
 
-from napari_segany.engine import checkpoint_digest
-from napari_segany.engine.embedding_cache import (
-    CachedEmbedding, EmbeddingCache, EmbeddingKey, model_identity, slice_digest,
+from napari_segany.engine.weights import content_identity, load_model
+from napari_segany.engine.embeddings import (
+    CachedEmbedding, default_store_dir, EmbeddingCache, EmbeddingKey, EmbeddingStore,
+    model_identity, slice_digest, StoreWarning,
 )
-from napari_segany.engine.embedding_store import (
-    EmbeddingStore, StoreWarning, default_store_dir,
-)
-from napari_segany.engine.predictor import Predictor
-from napari_segany.engine.weights import load_model
+from napari_segany.engine.interactive import Predictor
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -238,8 +235,8 @@ def test_default_store_folder(monkeypatch, tmp_path):
 # ------------------------------------------------------------------------------ model identity
 def test_model_identity_is_the_checkpoint_content_not_its_path(tmp_path, monkeypatch):
     monkeypatch.setenv("NAPARI_SEGANY_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(checkpoint_digest, "DISK_MEMO_MIN_BYTES", 0)  # remember even tiny files
-    checkpoint_digest._memo.clear()
+    monkeypatch.setattr(content_identity, "DISK_MEMO_MIN_BYTES", 0)  # remember even tiny files
+    content_identity._memo.clear()
     a = tmp_path / "a" / "tiny.pt"
     a.parent.mkdir()
     torch.save(random_state_dict(TINY_SAM), a)
@@ -250,10 +247,10 @@ def test_model_identity_is_the_checkpoint_content_not_its_path(tmp_path, monkeyp
     assert model_identity(model_a) == model_identity(model_b)  # moved/copied: same key
     assert model_identity(model_a).startswith("tiny_sam|sha256:")
     # remembered on disk for the next session (keyed on path, size and mtime)
-    checkpoint_digest._memo.clear()
+    content_identity._memo.clear()
     assert (tmp_path / "cache" / "digests.json").is_file()
     calls = []
-    monkeypatch.setattr("napari_segany.engine.weights.sha256_of", lambda p: calls.append(p))
+    monkeypatch.setattr("napari_segany.engine.weights.cache.sha256_of", lambda p: calls.append(p))
     assert model_identity(model_a) == model_identity(model_b) and calls == []
 
 
@@ -275,5 +272,5 @@ def test_an_official_file_verified_by_the_weights_cache_is_not_hashed_again(tmp_
                      file_name="official.pt", license="-", checkpoint_format="state_dict",
                      sha256="ab" * 32)
     path.with_name("official.pt.sha256-ok").write_text(f"{'ab' * 32} {stat.st_size} {stat.st_mtime_ns}")
-    monkeypatch.setattr("napari_segany.engine.weights.sha256_of", lambda p: pytest.fail("hashed"))
-    assert checkpoint_digest.file_digest(path, spec) == "ab" * 32
+    monkeypatch.setattr("napari_segany.engine.weights.cache.sha256_of", lambda p: pytest.fail("hashed"))
+    assert content_identity.file_digest(path, spec) == "ab" * 32

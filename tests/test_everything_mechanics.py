@@ -146,7 +146,7 @@ def test_grid_run_filters_are_applied_during_the_run(tiny, image):
 @needs_files
 def test_object_aware_decodes_one_box_prompt_per_detection(tiny, detector, image):
     from napari_segany.engine.detection import detect_objects
-    from napari_segany.engine.intensity import to_uint8_rgb
+    from napari_segany.engine.images import to_uint8_rgb
 
     boxes, _ = detect_objects(to_uint8_rgb(image), detector, imgsz=256, max_det=7)
     result = nsa.segment_everything(image, tiny, "object_aware", detector=detector, imgsz=256,
@@ -196,8 +196,8 @@ def test_object_aware_without_detector_says_what_to_pass(tiny, image):
 
 @needs_files
 def test_fastsam_records_are_its_masks(fastsam, image):
-    from napari_segany.engine.fastsam import fastsam_everything
-    from napari_segany.engine.intensity import to_uint8_rgb
+    from napari_segany.engine.detection import fastsam_everything
+    from napari_segany.engine.images import to_uint8_rgb
 
     found = fastsam_everything(to_uint8_rgb(image), fastsam, imgsz=256, max_det=20)
     result = nsa.segment_everything(image, fastsam, "fastsam", imgsz=256, max_det=20)

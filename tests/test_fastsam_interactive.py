@@ -10,9 +10,8 @@ import pytest
 
 from _everything import FASTSAM_FILE, visible_fastsam
 from napari_segany.engine.errors import PromptError
-from napari_segany.engine.fastsam import fastsam_point_prompt, select_by_box
-from napari_segany.engine.fastsam_interactive import FastSAMPredictor, FastSAMSession
-from napari_segany.engine.interactive import ObjectPrompt
+from napari_segany.engine.detection.fastsam import fastsam_point_prompt, select_by_box
+from napari_segany.engine.interactive import FastSAMPredictor, FastSAMSession, ObjectPrompt
 
 pytestmark = pytest.mark.skipif(not FASTSAM_FILE.is_file(),
                                 reason=f"{FASTSAM_FILE} absent (a user's clone has no ../shared)")

@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 
 from napari_segany.engine.errors import ImageError, PromptError
-from napari_segany.engine.intensity import to_uint8_rgb
-from napari_segany.engine.prompts import (
-    box_to_rectangle, check_box, check_points, rc_to_xy, rectangle_to_box, xy_to_rc,
-)
-from napari_segany.engine.transforms import LongestSideTransform, StretchTransform
+from napari_segany.engine.images import to_uint8_rgb
+from napari_segany.engine.interactive import box_to_rectangle, rc_to_xy, rectangle_to_box, xy_to_rc
+from napari_segany.engine.interactive.prompts import check_box, check_points
+from napari_segany.engine.interactive.transforms import LongestSideTransform, StretchTransform
 
 
 def test_uint8_rgb_passes_unchanged():

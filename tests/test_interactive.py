@@ -6,10 +6,10 @@ import pytest
 
 from napari_segany.engine.errors import PromptError
 from napari_segany.engine.interactive import (
-    InteractiveSession, MaxLabelTracker, ObjectPrompt, commit_mask, crop_to_bbox,
-    group_prompts, mask_bbox, paint_preview, union_bbox,
+    commit_mask, crop_to_bbox, group_prompts, InteractiveSession, MaxLabelTracker, ObjectPrompt,
+    paint_preview, Predictor,
 )
-from napari_segany.engine.predictor import Predictor
+from napari_segany.engine.interactive.masks import mask_bbox, union_bbox
 
 from _fakes import fake_model
 

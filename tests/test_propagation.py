@@ -19,12 +19,12 @@ import torch
 from scipy import ndimage
 
 import napari_segany as nsa
-from napari_segany.engine.embedding_cache import EmbeddingCache
+from napari_segany.engine.embeddings import EmbeddingCache
 from napari_segany.engine.errors import Cancelled, ImageError
 from napari_segany.engine.progress import run
-from napari_segany.engine.propagation import iter_propagate
-from napari_segany.engine.propagation_prompts import (
-    PromptOptions, StopRules, anisotropy, choose_candidate, enlarged_box, inner_points, rejection,
+from napari_segany.engine.propagation import iter_propagate, PromptOptions, StopRules
+from napari_segany.engine.propagation.prompts import (
+    anisotropy, choose_candidate, enlarged_box, inner_points, rejection,
 )
 
 NO_RULES = StopRules(min_score=None, max_area_ratio=None)
@@ -338,7 +338,7 @@ def test_tiny_sam_mechanics_through_the_predictor_and_the_cache(tiny_sam, monkey
 
 
 def test_tiny_sam_cancel_during_encoding_stops_within_a_block(tiny_sam):
-    from napari_segany.engine.encoding import encoder_steps
+    from napari_segany.engine.embeddings.encoding import encoder_steps
 
     volume = np.random.default_rng(1).integers(0, 255, (6, 64, 80), dtype=np.uint8)
     seed = np.zeros((64, 80), bool)
@@ -371,8 +371,8 @@ def test_tiny_sam_cancel_during_encoding_stops_within_a_block(tiny_sam):
 def test_mask_crop_equals_the_predictors_upsampling(tiny_sam):
     from scipy import ndimage as ndi
 
-    from napari_segany.engine.predictor import Predictor
-    from napari_segany.engine.propagation_upsample import mask_crop
+    from napari_segany.engine.interactive import Predictor
+    from napari_segany.engine.propagation.upsample import mask_crop
 
     rng = np.random.default_rng(5)
     predictor = Predictor(tiny_sam)

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from napari_segany.cli import main
-from napari_segany.engine.embedding_cache import CachedEmbedding, EmbeddingKey
-from napari_segany.engine.embedding_store import EmbeddingStore
-from napari_segany.engine.store_housekeeping import parse_size, prune_store, store_entries
+from napari_segany.engine.embeddings import (
+    CachedEmbedding, EmbeddingKey, EmbeddingStore, prune_store, store_entries,
+)
+from napari_segany.engine.embeddings.housekeeping import parse_size
 
 MODEL = "tiny_sam|sha256:0123"
 

@@ -10,19 +10,16 @@ from _everything import load_tiny
 from _fakes import fake_model
 from scipy import ndimage
 
-from napari_segany.engine.embedding_cache import EmbeddingCache
-from napari_segany.engine.embedding_store import EmbeddingStore
+from napari_segany.engine.embeddings import EmbeddingCache, EmbeddingStore
 from napari_segany.engine.everything.masks import CompactMask
 from napari_segany.engine.everything.result import EverythingResult, Record
-from napari_segany.engine.interactive import group_prompts
-from napari_segany.engine.predictor import Predictor
+from napari_segany.engine.interactive import group_prompts, Predictor
 from napari_segany.engine.progress import Progress
-from napari_segany.engine.tiled_predictor import TiledPredictor
-from napari_segany.engine.tiled_session import TiledSession
-from napari_segany.engine.tiling import TileGrid, needs_tiling, split_axis
-from napari_segany.engine.tiling_everything import (
-    _Piece, merge_pieces, segment_everything_tiled, union_mask,
-)
+from napari_segany.engine.tiling import TiledPredictor, TiledSession, TileGrid
+from napari_segany.engine.tiling.settings import needs_tiling
+from napari_segany.engine.tiling.grid import split_axis
+from napari_segany.engine.everything.tile_merge import _Piece, merge_pieces, union_mask
+from napari_segany.engine.everything import segment_everything_tiled
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

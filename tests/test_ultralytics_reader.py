@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from napari_segany.engine.errors import CheckpointError
-from napari_segany.engine.ultralytics_reader import (
+from napari_segany.engine.weights.ultralytics_reader import (
     config_from_state_dict, module_state_dict, read_ultralytics_checkpoint, unpickle_checkpoint,
 )
 from napari_segany.models.yolo.build import build_yolov8
@@ -218,7 +218,7 @@ def parity_or_crafted(tmp_path):
 def test_no_unrestricted_unpickling_in_src():
     offenders = [str(p) for p in SRC.rglob("*.py") if re.search(r"pickle\.loads?\(", p.read_text())]
     assert not offenders, offenders
-    reader = (SRC / "napari_segany" / "engine" / "ultralytics_reader.py").read_text()
+    reader = (SRC / "napari_segany" / "engine" / "weights" / "ultralytics_reader.py").read_text()
     assert "torch.load" not in reader and "weights_only" not in reader
 
 

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from napari_segany.engine import detection as D
-from napari_segany.engine import fastsam as F
-from napari_segany.engine.ultralytics_reader import read_ultralytics_checkpoint
+from napari_segany.engine.detection import fastsam as F, yolo as D
+from napari_segany.engine.weights.ultralytics_reader import read_ultralytics_checkpoint
 from napari_segany.models.yolo.build import build_yolov8
 from napari_segany.models.yolo.keys import map_ultralytics_keys
 

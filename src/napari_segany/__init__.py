@@ -29,11 +29,11 @@ _API = {
     "get_spec": "napari_segany.models.registry",
     "REGISTRY": "napari_segany.models.registry",
     # prompts on one image
-    "Predictor": "napari_segany.engine.predictor",
-    "rc_to_xy": "napari_segany.engine.prompts",
-    "xy_to_rc": "napari_segany.engine.prompts",
-    "rectangle_to_box": "napari_segany.engine.prompts",
-    "box_to_rectangle": "napari_segany.engine.prompts",
+    "Predictor": "napari_segany.engine.interactive",
+    "rc_to_xy": "napari_segany.engine.interactive",
+    "xy_to_rc": "napari_segany.engine.interactive",
+    "rectangle_to_box": "napari_segany.engine.interactive",
+    "box_to_rectangle": "napari_segany.engine.interactive",
     # everything mode, detection
     "segment_everything": "napari_segany.engine.everything",
     "iter_segment_everything": "napari_segany.engine.everything",
@@ -43,14 +43,14 @@ _API = {
     # propagation
     "propagate": "napari_segany.engine.propagation",
     "iter_propagate": "napari_segany.engine.propagation",
-    "PromptOptions": "napari_segany.engine.propagation_prompts",
-    "StopRules": "napari_segany.engine.propagation_prompts",
+    "PromptOptions": "napari_segany.engine.propagation",
+    "StopRules": "napari_segany.engine.propagation",
     # embeddings: in-memory cache, on-disk store, large images
-    "EmbeddingCache": "napari_segany.engine.embedding_cache",
-    "EmbeddingStore": "napari_segany.engine.embedding_store",
-    "TiledPredictor": "napari_segany.engine.tiled_predictor",
-    "segment_everything_tiled": "napari_segany.engine.tiling_everything",
-    "iter_segment_everything_tiled": "napari_segany.engine.tiling_everything",
+    "EmbeddingCache": "napari_segany.engine.embeddings",
+    "EmbeddingStore": "napari_segany.engine.embeddings",
+    "TiledPredictor": "napari_segany.engine.tiling",
+    "segment_everything_tiled": "napari_segany.engine.everything",
+    "iter_segment_everything_tiled": "napari_segany.engine.everything",
     # progress, cancel, errors
     "Progress": "napari_segany.engine.progress",
     "Cancelled": "napari_segany.engine.errors",

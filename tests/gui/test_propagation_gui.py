@@ -84,7 +84,7 @@ def test_propagate_through_the_zstack_in_world_range_and_undo_in_one_step(
 
 def test_cancel_writes_nothing_and_stops_the_threads(open_widget, tiny_checkpoint, qtbot,
                                                     panel_notes):
-    from napari_segany.engine.encoding import encoder_steps
+    from napari_segany.engine.embeddings.encoding import encoder_steps
 
     viewer, widget = open_widget(sample="nuclei_zstack")
     load(widget, tiny_checkpoint)

@@ -18,7 +18,7 @@ import pytest
 import torch
 from qtpy.QtCore import QThreadPool
 
-from napari_segany.engine.encoding import encoder_steps
+from napari_segany.engine.embeddings.encoding import encoder_steps
 from napari_segany.gui.labels_io import LABELS_NAME, PREVIEW_NAME
 from napari_segany.gui.prompt_layers import BOXES_NAME, POINTS_NAME
 

@@ -352,7 +352,7 @@ def test_screenshot_shows_the_preview_overlay(open_widget, fake_checkpoint):
 
 def slow_blocks(widget, seconds):
     """Make every encoder block sleep (the GIL is released, as during real torch work)."""
-    from napari_segany.engine.encoding import encoder_steps
+    from napari_segany.engine.embeddings.encoding import encoder_steps
 
     for block in encoder_steps(widget.predictor.model):
         block.register_forward_pre_hook(lambda *_: time.sleep(seconds))

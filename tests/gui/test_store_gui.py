@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_segany.engine.tiled_session import TiledSession
+from napari_segany.engine.tiling import TiledSession
 from napari_segany.gui.labels_io import LABELS_NAME
 from napari_segany.gui.store_panel import METADATA_KEY
 

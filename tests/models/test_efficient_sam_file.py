@@ -8,7 +8,7 @@ import zipfile
 import pytest
 import torch
 
-from napari_segany.engine.efficient_sam_file import read_efficient_sam_file
+from napari_segany.engine.weights.efficient_sam_file import read_efficient_sam_file
 from napari_segany.models.efficient_sam.build import (
     build_efficient_sam_vits,
     build_efficient_sam_vitt,

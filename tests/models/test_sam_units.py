@@ -12,8 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from napari_segany.models.sam import image_encoder as ie
-from napari_segany.models.sam import transformer as tr
+from napari_segany.models.sam import image_encoder as ie, transformer as tr
 from napari_segany.models.sam.build import build_sam, build_sam_vit
 from napari_segany.models.sam.keys import map_sam_keys
 

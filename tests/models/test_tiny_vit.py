@@ -205,7 +205,7 @@ def test_fast_path_batch_equals_single_images(small_input):
 def test_fast_path_fires_the_engine_progress_hooks(small_input):
     """The engine reports progress / cancels through hooks on the encoder's outer blocks;
     the fast path must call those modules, not bypass them."""
-    from napari_segany.engine.encoding import encoder_steps
+    from napari_segany.engine.embeddings.encoding import encoder_steps
 
     model = small_tiny_vit()
     steps = encoder_steps(model)

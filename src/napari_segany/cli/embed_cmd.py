@@ -52,7 +52,7 @@ def add_parser(sub) -> None:
 
 
 def run_embed(args) -> int:
-    from ..engine.embedding_store import EmbeddingStore, default_store_dir
+    from ..engine.embeddings import EmbeddingStore, default_store_dir
     from ..engine.errors import ImageError, SegAnyError
     from ..models.registry import PROMPTABLE, get_spec
 
@@ -93,8 +93,8 @@ def run_embed(args) -> int:
 
 def check_before_loading(args) -> None:
     """Argument errors that need no model: a missing --checkpoint, an unusable store folder."""
-    from ..engine.embedding_store import default_store_dir
-    from ..engine.image_io import unwritable_reason
+    from ..engine.embeddings import default_store_dir
+    from ..engine.images.io import unwritable_reason
 
     missing = missing_files({"--checkpoint": args.checkpoint})
     if missing:
@@ -125,11 +125,11 @@ def plan_units(path: Path, model, store, args, problems: list | None = None) -> 
     Stored entries are read back and checked (``store.get``): a corrupt one is recomputed.
     Planes no model can take (NaN or infinite values, smaller than 2 x 2) are reported in
     ``problems`` and skipped, as the widget would refuse them too."""
-    from ..engine.embedding_cache import EmbeddingKey, model_identity, slice_digest
-    from ..engine.image_io import plane_layout, read_image
-    from ..engine.intensity import to_uint8_rgb
-    from ..engine.tiled_predictor import TiledPredictor
-    from ..engine.tiling import needs_tiling
+    from ..engine.embeddings import EmbeddingKey, model_identity, slice_digest
+    from ..engine.images import plane_layout, read_image
+    from ..engine.images import to_uint8_rgb
+    from ..engine.tiling import TiledPredictor
+    from ..engine.tiling.settings import needs_tiling
 
     image = read_image(path)
     layout = plane_layout(image.shape)
@@ -160,7 +160,7 @@ def plan_units(path: Path, model, store, args, problems: list | None = None) -> 
 
 def plane_problem(plane) -> str | None:
     """Why a plane cannot be embedded, or None (checked before any work, band by band)."""
-    from ..engine.image_io import has_non_finite
+    from ..engine.images.io import has_non_finite
 
     if plane.shape[0] < 2 or plane.shape[1] < 2:
         return f"{plane.shape[0]}x{plane.shape[1]} pixels: need at least 2x2."
@@ -201,9 +201,9 @@ def embed_units(units: list[Unit], store, model, quiet: bool = False, stream=Non
 
 
 def _embed_one(key, rgb, model, store, step) -> None:
-    from ..engine.embedding_cache import CachedEmbedding
-    from ..engine.encoding import iter_encode
-    from ..engine.predictor import Predictor
+    from ..engine.embeddings import CachedEmbedding
+    from ..engine.embeddings import iter_encode
+    from ..engine.interactive import Predictor
     from ..engine.progress import run
 
     features = run(iter_encode(Predictor(model), rgb), lambda r: step(r.fraction))

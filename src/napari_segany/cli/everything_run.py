@@ -111,9 +111,9 @@ class EverythingRun:
 
     def run_one(self, k: int, task: Task, model, detector, bar) -> tuple[int, str]:
         """Segment one file and write its labels: (objects written, " (tiled: ...)" or "")."""
-        from ..engine.everything.stack import nested
-        from ..engine.image_io import plane_layout, read_image, write_labels
-        from ..engine.tiling_everything import TilingSettings, describe_tiles, model_input_size
+        from ..engine.progress import nested
+        from ..engine.images import plane_layout, read_image, write_labels
+        from ..engine.tiling import TilingSettings, describe_tiles, model_input_size
 
         image = read_image(task.source)  # its errors name the file
         try:
@@ -170,8 +170,8 @@ class EverythingRun:
 
 def iter_tiled_planes(planes, n_planes: int, model, method, detector, contrast, **kwargs):
     """Like ``iter_segment_planes``, each plane tile by tile (kwargs: tile, halo, params)."""
-    from ..engine.everything.stack import nested
-    from ..engine.tiling_everything import iter_segment_everything_tiled
+    from ..engine.progress import nested
+    from ..engine.everything import iter_segment_everything_tiled
 
     results = []
     for k, plane in enumerate(planes):
@@ -186,7 +186,7 @@ def iter_tiled_planes(planes, n_planes: int, model, method, detector, contrast, 
 
 def tiling_settings(args, model: str):
     """The tiling options as TilingSettings; ValueError when tile and halo leave no core."""
-    from ..engine.tiling_everything import TilingSettings
+    from ..engine.tiling import TilingSettings
     from ..models.registry import get_spec
 
     for name in ("tile", "halo", "tile_threshold"):
@@ -205,7 +205,7 @@ def stack_labels(results: list, leading: tuple[int, ...]) -> np.ndarray:
     """The painted labels of every plane as one (*leading, H, W) array of the smallest
     unsigned type holding the ids (each plane is painted, then narrowed, one at a time)."""
     from ..engine.everything.result import paint_labels
-    from ..engine.image_io import labels_dtype
+    from ..engine.images.io import labels_dtype
 
     shape = results[0].image_shape
     out = np.empty((len(results), *shape), labels_dtype(max(len(r) for r in results)))
@@ -257,7 +257,8 @@ def check_params(method: str, params: dict) -> None:
 def plan_tasks(inputs: list[Path], output: Path, skipped: list | None = None) -> list[Task]:
     """Input files/folders -> (image, output TIFF) pairs; files of input folders that are not
     images are appended to ``skipped``."""
-    from ..engine.image_io import IMAGE_SUFFIXES, TIFF_SUFFIXES, list_images
+    from ..engine.images.io import IMAGE_SUFFIXES, TIFF_SUFFIXES
+    from ..engine.images import list_images
 
     sources: list[Path] = []
     for item in inputs:
@@ -288,7 +289,7 @@ def plan_tasks(inputs: list[Path], output: Path, skipped: list | None = None) ->
 
 def check_writable(tasks: list[Task], output: Path) -> None:
     """Refuse an output location that cannot be written, before any model loads."""
-    from ..engine.image_io import unwritable_reason
+    from ..engine.images.io import unwritable_reason
 
     reason = unwritable_reason(tasks[0].output) if tasks else None
     if reason:

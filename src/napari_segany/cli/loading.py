@@ -50,7 +50,7 @@ def given_file_error(option: str, path: Path | None, exc: Exception) -> Exceptio
 
 def add_tiling_options(parser, title: str, whole: str) -> None:
     """``--tile``, ``--halo``, ``--tile-threshold``, ``--no-tile`` (alias ``--no-tiling``), with
-    the defaults every entry point shares (``engine.tiling_everything.TilingSettings``)."""
+    the defaults every entry point shares (``engine.tiling.TilingSettings``)."""
     group = parser.add_argument_group(title)
     group.add_argument("--tile", type=int, help="tile side in pixels (default: the model input, 1024)")
     group.add_argument("--halo", type=int, help="context around each tile core (default: tile / 8, 128)")

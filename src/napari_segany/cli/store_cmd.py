@@ -27,8 +27,9 @@ def add_parser(sub) -> None:
 
 
 def run_store(args) -> int:
-    from ..engine.embedding_store import default_store_dir
-    from ..engine.store_housekeeping import format_size, parse_size, prune_store
+    from ..engine.embeddings import default_store_dir
+    from ..engine.embeddings.housekeeping import format_size, parse_size
+    from ..engine.embeddings import prune_store
 
     root = Path(args.store or default_store_dir()).expanduser()
     if args.store is not None and not root.is_dir():
@@ -51,7 +52,8 @@ def run_store(args) -> int:
 
 
 def _print_usage(root: Path) -> None:
-    from ..engine.store_housekeeping import format_size, store_entries
+    from ..engine.embeddings.housekeeping import format_size
+    from ..engine.embeddings import store_entries
 
     per_model: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for entry in store_entries(root):

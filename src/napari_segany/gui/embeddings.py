@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..engine.embedding_cache import (
+from ..engine.embeddings import (
     CachedEmbedding, EmbeddingCache, EmbeddingKey, model_identity, slice_digest,
 )
 from ..engine.errors import Cancelled, ImageError

@@ -13,7 +13,7 @@ array the run started with (``Request.data``), and image embeddings go through a
 re-runs the decoder.
 
 A slice larger than the tiling threshold (``Request.tiling``, see
-:class:`~..engine.tiling_everything.TilingSettings`) runs tile by tile instead, through
+:class:`~..engine.tiling.settings.TilingSettings`) runs tile by tile instead, through
 :func:`iter_segment_everything_tiled` (tile embeddings in the same cache); the slice is then
 never resized, and (without a channel axis) converted to RGB one window at a time.
 """
@@ -24,21 +24,19 @@ from dataclasses import dataclass, field
 
 from napari.qt.threading import GeneratorWorker, create_worker
 
-from ..engine.embedding_cache import (
-    CachedEmbedding, EmbeddingCache, EmbeddingKey, model_identity, slice_digest,
+from ..engine.embeddings import (
+    CachedEmbedding, EmbeddingCache, EmbeddingKey, model_identity, slice_digest, iter_encode,
 )
-from ..engine.encoding import iter_encode
 from ..engine.errors import Cancelled, ImageError, WeightsNotFoundError
-from ..engine.everything import check_promptable, iter_segment_everything
+from ..engine.everything import (
+    check_promptable, iter_segment_everything, iter_segment_everything_tiled,
+)
 from ..engine.everything.fastsam_method import check_fastsam_network
 from ..engine.everything.object_aware import check_detector
 from ..engine.everything.presets import DETECTOR_NAME
-from ..engine.everything.stack import nested
-from ..engine.predictor import Predictor
-from ..engine.progress import Progress
-from ..engine.tiling_everything import (
-    TilingSettings, describe_tiles, iter_segment_everything_tiled, model_input_size,
-)
+from ..engine.interactive import Predictor
+from ..engine.progress import nested, Progress
+from ..engine.tiling import TilingSettings, describe_tiles, model_input_size
 from .image_slice import ImageSource
 from .workers import WorkerFailure
 

@@ -1,7 +1,7 @@
 """The "Large images" group of the Segment Everything widget: when and how slices are tiled.
 
 The rule and its defaults are those of the interactive widget's store panel and of
-``napari-segany embed`` (:class:`~..engine.tiling_everything.TilingSettings`): a slice whose
+``napari-segany embed`` (:class:`~..engine.tiling.settings.TilingSettings`): a slice whose
 longest side exceeds the threshold (auto: twice the model input, at least 2048 px) runs tile
 by tile, with tiles of the model input and a halo of tile / 8 unless set here.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from qtpy.QtWidgets import QCheckBox, QFormLayout, QGroupBox
 
-from ..engine.tiling_everything import TilingSettings
+from ..engine.tiling import TilingSettings
 from .store_panel import _spin
 
 

@@ -31,7 +31,7 @@ from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QWidget
 
-from ..engine.embedding_cache import EmbeddingCache
+from ..engine.embeddings import EmbeddingCache
 from ..engine.errors import ImageError, SegAnyError
 from .everything_jobs import ModelChoice
 from .everything_layers import commit_slices, ensure_result_layer, is_result_layer
@@ -46,7 +46,6 @@ from .workers import process_events_until
 
 FILTER_DEBOUNCE_MS = 60
 NEW_LABELS = "<new Labels layer>"
-
 
 
 class EverythingWidget(ShutsDownWhenClosed, QWidget):

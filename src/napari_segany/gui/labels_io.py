@@ -14,9 +14,8 @@ import numpy as np
 from napari.layers import Labels
 
 from ..engine.errors import SegAnyError
-from ..engine.interactive import (
-    MaxLabelTracker, ObjectMask, commit_mask, paint_preview, union_bbox,
-)
+from ..engine.interactive import MaxLabelTracker, ObjectMask, commit_mask, paint_preview
+from ..engine.interactive.masks import union_bbox
 from .image_slice import ImageSource
 
 LABELS_NAME = "SegAny labels"

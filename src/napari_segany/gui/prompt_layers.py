@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from napari.layers import Points, Shapes
 
-from ..engine.prompts import rc_to_xy, rectangle_to_box
+from ..engine.interactive import rc_to_xy, rectangle_to_box
 from .image_slice import ImageSource
 
 POINTS_NAME = "SegAny points"

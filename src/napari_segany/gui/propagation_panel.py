@@ -35,10 +35,9 @@ from qtpy.QtWidgets import (
 )
 
 from ..engine.errors import Cancelled, SegAnyError
-from ..engine.intensity import to_uint8_rgb
-from ..engine.propagation import iter_propagate_stack
-from ..engine.propagation_prefetch import SliceStack
-from ..engine.propagation_prompts import StopRules, anisotropy
+from ..engine.images import to_uint8_rgb
+from ..engine.propagation import iter_propagate_stack, SliceStack, StopRules
+from ..engine.propagation.prompts import anisotropy
 from ..models.registry import PROMPTABLE
 from .workers import WorkerFailure, alive_only, process_events_until
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from ..engine.errors import SegAnyError
-from ..engine.fastsam_interactive import FastSAMPredictor, FastSAMSession
-from ..engine.interactive import InteractiveSession
-from ..engine.predictor import Predictor
+from ..engine.interactive import FastSAMPredictor, FastSAMSession, InteractiveSession, Predictor
 from ..models.registry import INSTANCE
 from .workers import alive_only, start_model_load
 

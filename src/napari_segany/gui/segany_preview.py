@@ -10,8 +10,7 @@ from __future__ import annotations
 from napari.utils.notifications import show_error, show_warning
 
 from ..engine.errors import ImageError, PromptError, SegAnyError
-from ..engine.interactive import group_prompts
-from ..engine.prompts import fit_prompts
+from ..engine.interactive import group_prompts, fit_prompts
 
 
 class PromptPreview:

@@ -18,11 +18,9 @@ from __future__ import annotations
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import QGroupBox, QVBoxLayout, QWidget
 
-from ..engine.embedding_cache import EmbeddingCache
+from ..engine.embeddings import EmbeddingCache
 from ..engine.errors import ImageError, SegAnyError
-from ..engine.interactive import InteractiveSession, ObjectMask
-from ..engine.predictor import Predictor
-from ..engine.prompts import box_to_rectangle
+from ..engine.interactive import InteractiveSession, ObjectMask, Predictor, box_to_rectangle
 from .decoding import DecodeQueue
 from .embeddings import EmbeddingManager
 from .image_slice import ImageSource

@@ -26,12 +26,11 @@ from qtpy.QtWidgets import (
     QPushButton, QSpinBox, QWidget,
 )
 
-from ..engine.embedding_store import EmbeddingStore, default_store_dir
+from ..engine.embeddings import EmbeddingStore, default_store_dir
 from ..engine.errors import Cancelled, SegAnyError
-from ..engine.tiled_predictor import TiledPredictor
+from ..engine.tiling import TiledPredictor, TiledSession
+from ..engine.tiling.settings import default_halo, default_threshold, needs_tiling
 from ..models.registry import PROMPTABLE
-from ..engine.tiled_session import TiledSession
-from ..engine.tiling import default_halo, default_threshold, needs_tiling
 from .workers import alive_only
 
 METADATA_KEY = "napari_segany_store"

@@ -2,7 +2,7 @@
 
 Both run in napari's thread pool; their results come back as Qt signals on the main thread.
 The embedding worker is a generator yielding ``Progress`` reports (see
-``engine.encoding.iter_encode``); cancelling sets an event that stops the encoder within
+``engine.embeddings.iter_encode``); cancelling sets an event that stops the encoder within
 one block, and the worker then reports :class:`~napari_segany.engine.errors.Cancelled`.
 """
 from __future__ import annotations
@@ -15,8 +15,7 @@ from typing import Callable
 import numpy as np
 from napari.qt.threading import create_worker
 
-from ..engine.embedding_cache import CachedEmbedding, EmbeddingKey
-from ..engine.encoding import iter_encode
+from ..engine.embeddings import CachedEmbedding, EmbeddingKey, iter_encode
 from ..engine.errors import SegAnyError
 
 

@@ -39,7 +39,7 @@ class ModelSpec:
     builder: str  # "module:function"; called as builder(**builder_kwargs, **checkpoint_config)
     file_name: str
     license: str
-    checkpoint_format: str  # reader in engine.checkpoints: state_dict | efficient_sam | ultralytics
+    checkpoint_format: str  # reader in engine.weights.readers: state_dict | efficient_sam | ultralytics
     key_mapper: str | None = None  # "module:function": official state dict -> ours (pure)
     urls: tuple[str, ...] = ()
     sha256: str | None = None

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from ..progress import Job, Progress, run
 from .result import EverythingResult, Record
+from .tiled import iter_segment_everything_tiled, segment_everything_tiled
 
-__all__ = ["segment_everything", "iter_segment_everything", "EverythingResult", "Record", "METHODS"]
+__all__ = ["segment_everything", "iter_segment_everything", "EverythingResult", "Record", "METHODS",
+           "segment_everything_tiled", "iter_segment_everything_tiled"]
 
 METHODS = ("grid", "object_aware", "fastsam")
 
@@ -42,7 +44,7 @@ def segment_everything(image, model, method: str = "grid", detector=None, contra
 
 def iter_segment_everything(image, model, method: str = "grid", detector=None,
                             contrast_limits=None, embedding=None, **params) -> Job[EverythingResult]:
-    from ..intensity import to_uint8_rgb
+    from ..images import to_uint8_rgb
 
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}: choose one of {', '.join(METHODS)}.")
@@ -52,7 +54,7 @@ def iter_segment_everything(image, model, method: str = "grid", detector=None,
         from .fastsam_method import iter_fastsam
 
         return (yield from iter_fastsam(rgb, model, **params))
-    from ..predictor import Predictor
+    from ..interactive import Predictor
     from .result import records_from_candidates
 
     check_promptable(model, method)

@@ -1,6 +1,6 @@
 """Everything mode with FastSAM: its instance masks as they come, in the EverythingResult form.
 
-A thin adapter over :func:`napari_segany.engine.fastsam.fastsam_everything` (one YOLOv8-seg
+A thin adapter over :func:`napari_segany.engine.detection.fastsam.fastsam_everything` (one YOLOv8-seg
 pass, NMS, masks from prototypes): every FastSAM object becomes a record with SAM's keys
 (``segmentation``, ``area``, ``bbox`` x, y, w, h from the mask, ``predicted_iou`` = FastSAM's
 score, ``box`` = FastSAM's box x0, y0, x1, y1, ``crop_box`` = the whole image).  FastSAM has
@@ -43,7 +43,7 @@ def iter_fastsam(rgb: np.ndarray, model, **params) -> Job[EverythingResult]:
     ``model`` is a FastSAM network (``load_model('fastsam_s')``).  The network pass cannot be
     interrupted: cancelling takes effect before it or right after it.
     """
-    from ..fastsam import fastsam_everything
+    from ..detection import fastsam_everything
 
     p = FastSAMParams.from_kwargs(**params)
     check_fastsam_network(model)

@@ -19,8 +19,9 @@ from itertools import product
 import numpy as np
 import torch
 
-from ..boxes import batched_nms, box_area
-from ..predictor import Predictor
+from ..detection import batched_nms
+from ..detection.boxes import box_area
+from ..interactive import Predictor
 from ..progress import Job, Progress
 from .candidates import Candidates
 from .parallel import decode_workers, ordered_map

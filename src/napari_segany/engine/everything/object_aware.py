@@ -19,8 +19,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from ..boxes import nms
-from ..predictor import Predictor
+from ..detection import nms
+from ..interactive import Predictor
 from ..progress import Job, Progress
 from .candidates import Candidates
 from .parallel import decode_workers, ordered_map

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..boxes import batched_nms
+from ..detection import batched_nms
 from .candidates import Candidates
 from .masks import CompactMask, remove_small_regions
 

@@ -7,28 +7,11 @@ plane.  Nothing is returned (or written by a caller) before the last plane is do
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, TypeVar
+from typing import Callable, Iterable
 
 import numpy as np
 
-from ..progress import Job, Progress, run
-
-T = TypeVar("T")
-STEPS_PER_PART = 1000  # resolution of the combined progress bar
-
-
-def nested(job: Job[T], part: int, n_parts: int, prefix: str = "") -> Job[T]:
-    """Run ``job`` as part ``part`` (0-based) of ``n_parts`` equal parts of a larger job:
-    its Progress reports are rescaled to the whole and prefixed; returns the job's value."""
-    total = n_parts * STEPS_PER_PART
-    while True:
-        try:
-            report = next(job)
-        except StopIteration as stop:
-            return stop.value
-        step = part * STEPS_PER_PART + int(round(report.fraction * STEPS_PER_PART))
-        message = f"{prefix}{report.message}" if prefix else report.message
-        yield Progress(step, total, message)
+from ..progress import Job, nested, run
 
 
 def iter_segment_planes(planes: Iterable[np.ndarray], n_planes: int, model, method: str = "grid",
@@ -42,7 +25,7 @@ def iter_segment_planes(planes: Iterable[np.ndarray], n_planes: int, model, meth
     """
     from . import _as_detector, _as_model, iter_segment_everything
     from ..errors import ImageError
-    from ..intensity import to_uint8_rgb
+    from ..images import to_uint8_rgb
 
     model = _as_model(model)
     if method == "object_aware" and detector is not None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..boxes import masks_to_boxes
-from ..predictor import Predictor
+from ..detection.boxes import masks_to_boxes
+from ..interactive import Predictor
 from .candidates import Candidates
 from .masks import encode_batch, stability_score
 

@@ -1,0 +1,27 @@
+"""Weights: where they live, how they are fetched, read safely, identified and loaded.
+
+* :mod:`.cache`: the cache folder, downloads with sha256 checks, missing-weights errors;
+* :mod:`.loading`: :func:`load_model` (build the network of a spec, load strictly);
+* :mod:`.readers`: one safe reader per ``ModelSpec.checkpoint_format`` (``READERS``), with
+  :mod:`.safe_load` (weights-only ``torch.load``), :mod:`.ultralytics_reader` (restricted
+  unpickler) and :mod:`.efficient_sam_file`;
+* when a file is refused or does not fit: :mod:`.file_inspection` (reading it without
+  unpickling), :mod:`.identify` (which registry model it belongs to), :mod:`.refusals` (the
+  message);
+* :mod:`.content_identity`: what the weights *are* (a sha256 of their content), for
+  embedding keys.
+"""
+from __future__ import annotations
+
+from .cache import (
+    CACHE_ENV, cache_dir, cached_path, fetch_checkpoint, reword_remedy, sha256_of,
+    weights_present,
+)
+from .content_identity import model_digest
+from .identify import describe_checkpoint, guess_model, matching_models
+from .loading import default_device, load_model
+from .readers import read_checkpoint
+
+__all__ = ["CACHE_ENV", "cache_dir", "cached_path", "default_device", "describe_checkpoint",
+           "fetch_checkpoint", "guess_model", "load_model", "matching_models", "model_digest",
+           "read_checkpoint", "reword_remedy", "sha256_of", "weights_present"]

@@ -1,0 +1,124 @@
+"""``load_model``: build a registered network and load its weights strictly and safely.
+
+The weights come from the caller (a path or a state dict), the cache folder, or a download
+(:mod:`.cache`); files are read by the reader of the spec's ``checkpoint_format``
+(:mod:`.readers`); a mismatch is explained in user terms (:mod:`.identify`).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from ...models.registry import ModelSpec, get_spec
+from ..errors import CheckpointError, WeightsNotFoundError
+from .cache import cached_path, fetch_checkpoint
+from .identify import compare_state_dicts, describe_checkpoint
+from .readers import read_checkpoint
+
+logger = logging.getLogger("napari_segany")
+
+
+def default_device() -> torch.device:
+    """cuda, then mps, then cpu."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def load_model(name: str | ModelSpec, checkpoint=None, device=None) -> torch.nn.Module:
+    """Build a registered model and load its official weights, strictly and safely.
+
+    Args:
+        name: a registry name (see ``napari_segany.list_models()``) or a ModelSpec.
+        checkpoint: None (cache folder, then download), a path to the official file, or a
+            state dict in the official key layout.  SAM-family state dicts may also be
+            wrapped as training checkpoints (``{'model_state': {'sam.<key>': ...}}``,
+            micro-sam / torch_em; see ``models.sam.keys``).
+        device: torch device or string; None picks cuda, then mps, then cpu.
+
+    Returns:
+        The network in eval mode, with ``.spec`` (its ModelSpec) and ``.checkpoint_path``.
+    """
+    spec = get_spec(name)
+    state_dict, config, source = _resolve_weights(spec, checkpoint)
+    try:
+        model = spec.build(**config)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{source} does not describe a {spec.name} network: {exc}") from None
+    load_weights(model, spec, state_dict, source)
+    model = model.float().eval()
+    prepare = getattr(model, "prepare_for_inference", None)
+    if callable(prepare):
+        prepare()  # e.g. Conv+BN fusion, attention-bias gathering
+    model.spec = spec
+    model.checkpoint_path = source
+    return model.to(torch.device(device) if device is not None else default_device())
+
+
+def _config_of_state_dict(spec: ModelSpec, state_dict) -> dict:
+    """Builder settings a bare state dict implies (YOLO widths/depths live in the file's pickle)."""
+    if spec.checkpoint_format != "ultralytics":
+        return {}
+    from .ultralytics_reader import config_from_state_dict
+
+    try:
+        return config_from_state_dict(dict(state_dict))
+    except CheckpointError as exc:
+        found = describe_checkpoint(state_dict, exclude=spec.name)
+        raise CheckpointError(
+            f"The given state dict is not a {spec.name} (YOLOv8) state dict: {exc}"
+            + (f" {found}" if found else "")
+        ) from None
+
+
+def _resolve_weights(spec: ModelSpec, checkpoint) -> tuple[dict, dict, str]:
+    if isinstance(checkpoint, Mapping):
+        return dict(checkpoint), _config_of_state_dict(spec, checkpoint), "the given state dict"
+    if checkpoint is None:
+        path = fetch_checkpoint(spec)
+    else:
+        path = Path(checkpoint).expanduser()
+        if not path.is_file():
+            raise WeightsNotFoundError(
+                f"Checkpoint file {path} not found. Give the path to {spec.file_name}, or "
+                f"leave checkpoint empty to use {cached_path(spec)}."
+            )
+    if not spec.sha256:
+        logger.info("%s: no published sha256, %s is unverified (keys and shapes are checked)",
+                    spec.name, path)
+    state_dict, config = read_checkpoint(spec, path)
+    return state_dict, config, str(path)
+
+
+def load_weights(model: torch.nn.Module, spec: ModelSpec, state_dict: dict, source: str) -> None:
+    """Strictly load an official-layout state dict; explain mismatches in user terms."""
+    try:
+        mapped = spec.map_keys(state_dict)
+    except (KeyError, ValueError, TypeError) as exc:
+        found = describe_checkpoint(state_dict, exclude=spec.name)
+        hint = f" {found}" if found else ""
+        raise CheckpointError(f"{source} is not a {spec.name} checkpoint: {exc}.{hint}") from None
+    missing, unexpected, wrong_shape = compare_state_dicts(model.state_dict(), mapped)
+    if missing or unexpected or wrong_shape:
+        raise CheckpointError(_mismatch_message(spec, source, state_dict, missing, unexpected,
+                                                wrong_shape))
+    model.load_state_dict(mapped, strict=True)
+
+
+def _mismatch_message(spec, source, state_dict, missing, unexpected, wrong_shape) -> str:
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} keys missing (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+    if wrong_shape:
+        parts.append(f"{len(wrong_shape)} tensors of the wrong shape (e.g. {wrong_shape[0]})")
+    found = describe_checkpoint(state_dict, exclude=spec.name)
+    hint = f" {found}" if found else f" Use the official file {spec.file_name}."
+    return f"{source} does not hold {spec.name} weights: " + "; ".join(parts) + "." + hint
