@@ -126,13 +126,13 @@ def bare_decoder_ms(model, volume, seed_mask, cache, reps: int) -> float:
     """decode_lowres + mask_crop of one mask, nothing else: the floor of a warm slice."""
     from napari_segany.engine.interactive import crop_to_bbox
     from napari_segany.engine.interactive import Predictor
-    from napari_segany.engine.propagation.upsample import mask_crop
     from napari_segany.engine.propagation import PromptOptions
     from napari_segany.engine.propagation.prompts import derive_prompts
+    from napari_segany.engine.propagation.upsample import mask_crop
 
     predictor = Predictor(model)
     entry = next(iter(cache._entries.values()))
-    predictor.set_embedding(entry.features, entry.original_size)
+    predictor.set_embedding(entry)
     bbox, crop = crop_to_bbox(seed_mask)
     p = derive_prompts(bbox, crop, None, seed_mask.shape, PromptOptions(), True)
     times = []

@@ -65,9 +65,8 @@ def synthetic_stack(n: int, side: int, seed: int = 0) -> np.ndarray:
 
 def cold(stack: np.ndarray, store_dir: Path) -> dict:
     from napari_segany.engine.embeddings import (
-        CachedEmbedding, EmbeddingCache, EmbeddingKey, model_identity, slice_digest,
+        EmbeddingCache, EmbeddingKey, EmbeddingStore, model_identity, slice_digest,
     )
-    from napari_segany.engine.embeddings import EmbeddingStore
     from napari_segany.engine.images import to_uint8_rgb
     from napari_segany.engine.interactive import Predictor
 
@@ -82,9 +81,9 @@ def cold(stack: np.ndarray, store_dir: Path) -> dict:
         key = EmbeddingKey(slice_digest(plane), model_id, CONTRAST)
         rgb = to_uint8_rgb(plane, CONTRAST)
         t1 = time.perf_counter()
-        features = predictor.encode(rgb)
+        embedding = predictor.encode(rgb)
         encode_s.append(time.perf_counter() - t1)
-        cache.put(key, CachedEmbedding(features, rgb.shape[:2]))
+        cache.put(key, embedding)
         per_slice.append(time.perf_counter() - t0)
     return {"cold_total_s": time.perf_counter() - t_all,
             "cold_per_slice_median_s": statistics.median(per_slice),
@@ -96,8 +95,7 @@ import json, sys, time
 import numpy as np, torch
 torch.set_num_threads(int(sys.argv[4]))
 t_start = time.perf_counter()
-from napari_segany.engine.embeddings import EmbeddingCache, EmbeddingKey, slice_digest
-from napari_segany.engine.embeddings import EmbeddingStore
+from napari_segany.engine.embeddings import EmbeddingCache, EmbeddingKey, EmbeddingStore, slice_digest
 stack = np.load(sys.argv[1], mmap_mode="r")
 model_id, lo, hi = sys.argv[3], float(sys.argv[5]), float(sys.argv[6])
 t_import = time.perf_counter() - t_start
@@ -146,8 +144,7 @@ def fp16_parity(cases=("mobile_sam", "sam_vit_b")) -> dict:
     """Max |low-res logit| and |IoU| change and mask pixel flips, float16 store vs float32."""
     from PIL import Image
 
-    from napari_segany.engine.embeddings import CachedEmbedding, EmbeddingKey
-    from napari_segany.engine.embeddings import EmbeddingStore
+    from napari_segany.engine.embeddings import EmbeddingKey, EmbeddingStore
     from napari_segany.engine.interactive import Predictor
 
     results = {}
@@ -161,9 +158,9 @@ def fp16_parity(cases=("mobile_sam", "sam_vit_b")) -> dict:
             fresh.set_image(image)
             with tempfile.TemporaryDirectory() as tmp:
                 store, key = EmbeddingStore(tmp), EmbeddingKey(image_name, case)
-                store.put(key, CachedEmbedding(fresh.features, fresh.original_size))
+                store.put(key, fresh.embedding)
                 entry = store.get(key)
-            rounded.set_embedding(entry.features, entry.original_size)
+            rounded.set_embedding(entry)
             for run in sorted({k.split("__")[1] for k in npz.files if k.startswith(image_name + "__")
                                and k.endswith("__multimask_output") and "boxbatch" not in k}):
                 kwargs = _parity_prompt(npz, f"{image_name}__{run}")

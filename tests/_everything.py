@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _paths import PARITY
 from napari_segany.models import registry
 from napari_segany.models.registry import ModelSpec
 
-PARITY = Path(__file__).resolve().parents[1].parent / "shared" / "parity"
 DETECTOR_FILE = PARITY / "mobilesamv2_objectaware" / "ObjectAwareModel.synth-seed0.pt"
 FASTSAM_FILE = PARITY / "fastsam_s" / "FastSAM-s.synth-seed0.pt"
 

@@ -57,7 +57,7 @@ def test_a_stack_is_stored_as_the_widget_would_compute_it(stack, tmp_path, tiny_
     for plane in data:  # the widget's key: slice digest, model, layer contrast limits
         entry = cache.get(EmbeddingKey(slice_digest(plane), model_identity(model), limits))
         fresh = predictor.encode(to_uint8_rgb(plane, limits))
-        assert entry is not None and torch.equal(entry.features, fresh)
+        assert entry is not None and torch.equal(entry.features, fresh.features)
         assert entry.original_size == (120, 150)
 
 
@@ -120,7 +120,7 @@ def test_errors_say_what_to_do(tmp_path, tiny_file, capsys, stack):
     assert "nope.tif is not an image file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["embed", str(path), *args(tiny_file, tmp_path, "--tile", "64", "--halo", "30")])
-    assert "leaves no core" in capsys.readouterr().err
+    assert "leave no core" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["embed", str(path), "--model", "fastsam_s", "--out", str(tmp_path)])
     assert "no image encoder" in capsys.readouterr().err

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from napari_segany.engine.embeddings import (
-    CachedEmbedding, DEFAULT_BUDGET_BYTES, EmbeddingCache, EmbeddingKey, encode_blocking,
-    iter_encode, model_identity, normalisation_key, slice_digest,
+    DEFAULT_BUDGET_BYTES, Embedding, EmbeddingCache, EmbeddingKey, encode_blocking, iter_encode,
+    model_identity, normalisation_key, slice_digest,
 )
 from napari_segany.engine.embeddings.encoding import encoder_steps
 from napari_segany.engine.errors import Cancelled
@@ -20,7 +20,7 @@ from _fakes import fake_model
 
 
 def entry(nbytes_mib=1):
-    return CachedEmbedding(torch.zeros(1, 256, 32, nbytes_mib * 32), (64, 64))  # 1 MiB per unit
+    return Embedding(torch.zeros(1, 256, 32, nbytes_mib * 32), (64, 64))  # 1 MiB per unit
 
 
 def key(i, model="m", norm=None):
@@ -129,11 +129,11 @@ def test_iter_encode_reports_progress_and_returns_the_embedding():
         try:
             fractions.append(next(gen).fraction)
         except StopIteration as stop:
-            features = stop.value
+            embedding = stop.value
             break
     assert fractions == [0.25, 0.5, 0.75, 1.0]
-    assert torch.equal(features, predictor.encode(rgb))
-    assert torch.equal(encode_blocking(predictor, rgb), features)
+    assert torch.equal(embedding.features, predictor.encode(rgb).features)
+    assert torch.equal(encode_blocking(predictor, rgb).features, embedding.features)
     # hooks are removed afterwards: a plain encode reports nothing
     assert not any(b._forward_hooks for b in predictor.model.image_encoder.blocks)
 

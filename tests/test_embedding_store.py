@@ -13,8 +13,8 @@ from _everything import TINY_SAM, load_tiny, random_state_dict
 
 from napari_segany.engine.weights import content_identity, load_model
 from napari_segany.engine.embeddings import (
-    CachedEmbedding, default_store_dir, EmbeddingCache, EmbeddingKey, EmbeddingStore,
-    model_identity, slice_digest, StoreWarning,
+    default_store_dir, Embedding, EmbeddingCache, EmbeddingKey, EmbeddingStore, model_identity,
+    slice_digest, StoreWarning,
 )
 from napari_segany.engine.interactive import Predictor
 
@@ -40,19 +40,19 @@ def key_of(image, model, norm=None, tiling=None):
 
 
 def entry(seed=0, shape=(1, 256, 16, 16)):
-    return CachedEmbedding(torch.randn(shape, generator=torch.Generator().manual_seed(seed)), (120, 160))
+    return Embedding(torch.randn(shape, generator=torch.Generator().manual_seed(seed)), (120, 160))
 
 
 def decode(model, entry_, image_size=(120, 160)):
     predictor = Predictor(model)
-    predictor.set_embedding(entry_.features, entry_.original_size)
+    predictor.set_embedding(entry_)
     masks, scores, low_res = predictor.predict(point_coords=[[70, 50]], point_labels=[1])
     return masks, scores, low_res
 
 
 # ------------------------------------------------------------------------------ round trip
 def test_float32_round_trip_gives_the_outputs_of_a_fresh_computation(tmp_path, tiny, image):
-    fresh = CachedEmbedding(Predictor(tiny).encode(image), image.shape[:2])
+    fresh = Predictor(tiny).encode(image)
     key = key_of(image, tiny)
     EmbeddingStore(tmp_path, dtype="float32").put(key, fresh)
     stored = EmbeddingStore(tmp_path).get(key)  # a new session: another store object
@@ -63,7 +63,7 @@ def test_float32_round_trip_gives_the_outputs_of_a_fresh_computation(tmp_path, t
 
 
 def test_float16_round_trip_changes_outputs_by_rounding_only(tmp_path, tiny, image):
-    fresh = CachedEmbedding(Predictor(tiny).encode(image), image.shape[:2])
+    fresh = Predictor(tiny).encode(image)
     key = key_of(image, tiny)
     store = EmbeddingStore(tmp_path)  # float16 by default
     store.put(key, fresh)
@@ -150,14 +150,14 @@ def test_a_corrupt_store_is_recomputed_with_a_warning(tmp_path, damage):
 def test_an_interrupted_write_is_not_trusted_and_is_redone(tmp_path, monkeypatch):
     store = EmbeddingStore(tmp_path)
     key = EmbeddingKey("s", "m|sha256:0", None, (64, 8, 1, 2, 0, 1))
-    real_setitem = type(store._group_for_writing(key, (256, 16, 16))["meta"]).__setitem__
+    real_setitem = type(store._group_for_writing(key, entry(0), [(256, 16, 16)])["meta"]).__setitem__
 
     def killed(array, index, value):  # the process dies after the features, before "done"
         if array.basename == "meta":
             raise KeyboardInterrupt
         return real_setitem(array, index, value)
 
-    monkeypatch.setattr(type(store._group_for_writing(key, (256, 16, 16))["meta"]), "__setitem__", killed)
+    monkeypatch.setattr(type(store._group_for_writing(key, entry(0), [(256, 16, 16)])["meta"]), "__setitem__", killed)
     with pytest.raises(KeyboardInterrupt):
         store.put(key, entry(1))
     monkeypatch.undo()
@@ -274,3 +274,29 @@ def test_an_official_file_verified_by_the_weights_cache_is_not_hashed_again(tmp_
     path.with_name("official.pt.sha256-ok").write_text(f"{'ab' * 32} {stat.st_size} {stat.st_mtime_ns}")
     monkeypatch.setattr("napari_segany.engine.weights.cache.sha256_of", lambda p: pytest.fail("hashed"))
     assert content_identity.file_digest(path, spec) == "ab" * 32
+
+
+def test_multi_level_embeddings_round_trip_and_one_level_stores_stay_readable(tmp_path):
+    """SAM 2 embeddings have three levels; stores of one level (format 1) read as before."""
+    import zarr
+
+    store = EmbeddingStore(tmp_path, dtype="float32")
+    gen = torch.Generator().manual_seed(0)
+    levels = [torch.randn(1, 256, 16, 16, generator=gen), torch.randn(1, 32, 64, 64, generator=gen),
+              torch.randn(1, 64, 32, 32, generator=gen)]
+    many = EmbeddingKey("s", "sam2_t|sha256:0")
+    store.put(many, Embedding(levels, (120, 160), model="sam2_t", family="sam2"))
+    got = EmbeddingStore(tmp_path).get(many)
+    assert all(torch.equal(a, b) for a, b in zip(got.levels, levels)) and len(got.levels) == 3
+    assert (got.original_size, got.model, got.family) == ((120, 160), "sam2_t", "sam2")
+    assert zarr.open_group(str(store.group_path(many))).attrs["signature"]["format"] == 2
+
+    one = EmbeddingKey("t", "m|sha256:0")
+    store.put(one, entry(1))
+    group = zarr.open_group(str(store.group_path(one)), mode="r+")
+    assert group.attrs["signature"]["format"] == 1
+    group.attrs.put({"signature": group.attrs["signature"]})  # as written before levels existed
+    assert torch.equal(EmbeddingStore(tmp_path).get(one).features, entry(1).features)
+
+    store.put(many, Embedding(levels[:1], (120, 160)))  # another level count: the group is rebuilt
+    assert len(EmbeddingStore(tmp_path).get(many).levels) == 1

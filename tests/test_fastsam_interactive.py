@@ -11,7 +11,7 @@ import pytest
 from _everything import FASTSAM_FILE, visible_fastsam
 from napari_segany.engine.errors import PromptError
 from napari_segany.engine.detection.fastsam import fastsam_point_prompt, select_by_box
-from napari_segany.engine.interactive import FastSAMPredictor, FastSAMSession, ObjectPrompt
+from napari_segany.engine.interactive import FastSAMPredictor, InteractiveSession, ObjectPrompt
 
 pytestmark = pytest.mark.skipif(not FASTSAM_FILE.is_file(),
                                 reason=f"{FASTSAM_FILE} absent (a user's clone has no ../shared)")
@@ -30,8 +30,8 @@ def predictor(fastsam):
 
     rgb = np.repeat(data.cell()[:320, :400, None], 3, axis=-1)
     p = FastSAMPredictor(fastsam)
-    p.set_embedding(p.encode(rgb), rgb.shape[:2])
-    assert len(p.features) > 0 and p.features.areas.max() > 0
+    p.set_embedding(p.encode(rgb))
+    assert len(p.result) > 0 and p.result.areas.max() > 0
     return p
 
 
@@ -42,10 +42,10 @@ def _pixel_of(result, i) -> tuple[float, float]:
 
 
 def test_points_follow_the_official_point_rule(predictor):
-    result = predictor.features
+    result = predictor.result
     i = int(np.argmax(result.areas))
     x, y = _pixel_of(result, i)
-    session = FastSAMSession(predictor)
+    session = InteractiveSession(predictor)
     session.set_prompts([ObjectPrompt(("a",), np.array([[x, y]]), np.array([1]))])
     mask = session.masks[0]
     expected = fastsam_point_prompt(result, [[x, y]], [1])
@@ -54,7 +54,7 @@ def test_points_follow_the_official_point_rule(predictor):
 
 
 def test_a_box_picks_the_best_overlapping_mask_and_points_edit_it(predictor):
-    result = predictor.features
+    result = predictor.result
     box = result.boxes[0]
     picked = predictor.select(None, None, box)
     np.testing.assert_array_equal(picked, result.mask(select_by_box(result, box)))
@@ -84,7 +84,7 @@ def test_fastsam_in_the_widget_click_and_commit(make_napari_viewer, monkeypatch,
     assert not widget.refine_check.isEnabled()
     widget.segment(points=[[5, 5]])  # the first click runs FastSAM on the slice (in a worker)
     widget.discard()
-    result = widget.predictor.features
+    result = widget.predictor.result
     x, y = _pixel_of(result, int(np.argmax(result.areas)))
     masks = widget.segment(points=[[y, x]])  # napari (row, col)
     assert masks and masks[0].area > 0

@@ -19,10 +19,10 @@ import torch
 from scipy import ndimage
 
 import napari_segany as nsa
-from napari_segany.engine.embeddings import EmbeddingCache
+from napari_segany.engine.embeddings import Embedding, EmbeddingCache
 from napari_segany.engine.errors import Cancelled, ImageError
 from napari_segany.engine.progress import run
-from napari_segany.engine.propagation import iter_propagate, PromptOptions, StopRules
+from napari_segany.engine.propagation import PromptOptions, StopRules, iter_propagate
 from napari_segany.engine.propagation.prompts import (
     anisotropy, choose_candidate, enlarged_box, inner_points, rejection,
 )
@@ -48,11 +48,11 @@ class Oracle:
 
     def encode(self, rgb):
         self.encoded.append(int(rgb[0, 0, 0]))
-        return torch.from_numpy(rgb[..., 0].copy())[None, None]
+        return Embedding(torch.from_numpy(rgb[..., 0].copy())[None, None], rgb.shape[:2])
 
-    def set_embedding(self, features, original_size):
-        self.features = features[0, 0].numpy()
-        self.original_size = original_size
+    def set_embedding(self, embedding):
+        self.features = embedding.features[0, 0].numpy()
+        self.original_size = embedding.original_size
 
     def decode_lowres(self, points, labels, box, mask_input, multimask_output):
         self.calls.append(SimpleNamespace(points=points, labels=labels, box=box,

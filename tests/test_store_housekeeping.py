@@ -9,7 +9,7 @@ import torch
 
 from napari_segany.cli import main
 from napari_segany.engine.embeddings import (
-    CachedEmbedding, EmbeddingKey, EmbeddingStore, prune_store, store_entries,
+    Embedding, EmbeddingKey, EmbeddingStore, prune_store, store_entries,
 )
 from napari_segany.engine.embeddings.housekeeping import parse_size
 
@@ -24,7 +24,7 @@ def fill(root, digests, model=MODEL) -> EmbeddingStore:
     store = EmbeddingStore(root, dtype="float32")
     for i, digest in enumerate(digests):
         features = torch.full((1, 8, 16, 16), float(i))
-        store.put(key(digest, model), CachedEmbedding(features, (64, 64)))
+        store.put(key(digest, model), Embedding(features, (64, 64)))
     return store
 
 

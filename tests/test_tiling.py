@@ -13,9 +13,9 @@ from scipy import ndimage
 from napari_segany.engine.embeddings import EmbeddingCache, EmbeddingStore
 from napari_segany.engine.everything.masks import CompactMask
 from napari_segany.engine.everything.result import EverythingResult, Record
-from napari_segany.engine.interactive import group_prompts, Predictor
+from napari_segany.engine.interactive import InteractiveSession, Predictor, group_prompts
 from napari_segany.engine.progress import Progress
-from napari_segany.engine.tiling import TiledPredictor, TiledSession, TileGrid
+from napari_segany.engine.tiling import TiledPredictor, TileGrid
 from napari_segany.engine.tiling.settings import needs_tiling
 from napari_segany.engine.tiling.grid import split_axis
 from napari_segany.engine.everything.tile_merge import _Piece, merge_pieces, union_mask
@@ -167,7 +167,7 @@ def test_tiled_session_refines_in_the_same_tile_and_cycles_candidates():
     model = fake_model()
     tiled = TiledPredictor(model, tile=64, halo=8)
     tiled.set_image(synthetic())
-    session = TiledSession(tiled)
+    session = InteractiveSession(tiled)
     session.set_prompts(group_prompts([[150, 100]], [1]))
     first = session.masks[0]
     assert first.n_candidates == 3 and first.bbox is not None

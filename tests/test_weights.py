@@ -134,3 +134,15 @@ def test_zip_without_pickle_is_refused(tmp_path):
         zf.writestr("archive/readme.txt", "no pickle here")
     with pytest.raises(CheckpointError):
         nsa.load_model("mobile_sam", checkpoint=path, device="cpu")
+
+
+def test_list_models_and_load_model_read_the_same_table(monkeypatch):
+    """A model registered in REGISTRY (a plugin, a test) is listed and loadable alike."""
+    from _everything import TINY_SAM, random_state_dict
+
+    from napari_segany.models.registry import REGISTRY, list_models
+
+    monkeypatch.setitem(REGISTRY, TINY_SAM.name, TINY_SAM)
+    assert TINY_SAM.name in list_models() and TINY_SAM.name in list_models("promptable")
+    model = weights.load_model(TINY_SAM.name, checkpoint=random_state_dict(TINY_SAM), device="cpu")
+    assert model.spec is TINY_SAM

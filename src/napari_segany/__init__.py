@@ -30,6 +30,7 @@ _API = {
     "REGISTRY": "napari_segany.models.registry",
     # prompts on one image
     "Predictor": "napari_segany.engine.interactive",
+    "predictor_for": "napari_segany.engine.tiling",
     "rc_to_xy": "napari_segany.engine.interactive",
     "xy_to_rc": "napari_segany.engine.interactive",
     "rectangle_to_box": "napari_segany.engine.interactive",
@@ -37,7 +38,7 @@ _API = {
     # everything mode, detection
     "segment_everything": "napari_segany.engine.everything",
     "iter_segment_everything": "napari_segany.engine.everything",
-    "segment_stack": "napari_segany.engine.everything.stack",
+    "segment_stack": "napari_segany.engine.everything",
     "FilterSettings": "napari_segany.engine.everything.presets",
     "detect_objects": "napari_segany.engine.detection",
     # propagation
@@ -46,9 +47,11 @@ _API = {
     "PromptOptions": "napari_segany.engine.propagation",
     "StopRules": "napari_segany.engine.propagation",
     # embeddings: in-memory cache, on-disk store, large images
+    "Embedding": "napari_segany.engine.embeddings",
     "EmbeddingCache": "napari_segany.engine.embeddings",
     "EmbeddingStore": "napari_segany.engine.embeddings",
     "TiledPredictor": "napari_segany.engine.tiling",
+    "TilingSettings": "napari_segany.engine.tiling",
     "segment_everything_tiled": "napari_segany.engine.everything",
     "iter_segment_everything_tiled": "napari_segany.engine.everything",
     # progress, cancel, errors

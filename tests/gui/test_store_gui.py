@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_segany.engine.tiling import TiledSession
+from napari_segany.engine.tiling import TiledPredictor
 from napari_segany.gui.labels_io import LABELS_NAME
 from napari_segany.gui.store_panel import METADATA_KEY
 
@@ -63,7 +63,7 @@ def test_a_slice_above_the_threshold_is_segmented_tile_by_tile(open_widget, fake
     panel.threshold_spin.setValue(256)  # the stand-in model's input is 64 px
     load(widget, fake_checkpoint, "fake_sam")
     masks = widget.segment(points=[[150, 200]])
-    assert isinstance(widget.session, TiledSession) and panel.tiled.encodes == 1
+    assert isinstance(widget.session.predictor, TiledPredictor) and panel.tiled.encodes == 1
     assert masks[0].bbox is not None
     widget.discard()
     (mask,) = widget.segment(boxes=[[20, 30, 280, 370]])  # across many tiles: stitched
@@ -77,7 +77,7 @@ def test_a_slice_above_the_threshold_is_segmented_tile_by_tile(open_widget, fake
     assert all(key.tiling is not None for key in widget.cache._entries)  # never the whole slice
     panel.threshold_spin.setValue(1000)  # now below the threshold: the plain session again
     widget.segment(points=[[150, 200]])
-    assert not isinstance(widget.session, TiledSession) and widget.masks[0].bbox is not None
+    assert not isinstance(widget.session.predictor, TiledPredictor) and widget.masks[0].bbox is not None
 
 
 def test_everything_mode_reuses_the_embeddings_the_interactive_widget_stored(

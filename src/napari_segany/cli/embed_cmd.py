@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from .loading import add_tiling_options, load_for_command, missing_files
+from .loading import add_tiling_options, load_for_command, missing_files, tiling_settings
 
 EXAMPLES = """examples:
   napari-segany embed stack.tif --model mobile_sam --out embeddings/
@@ -54,16 +54,15 @@ def add_parser(sub) -> None:
 def run_embed(args) -> int:
     from ..engine.embeddings import EmbeddingStore, default_store_dir
     from ..engine.errors import ImageError, SegAnyError
-    from ..models.registry import PROMPTABLE, get_spec
+    from ..models.registry import PROMPTABLE, get_spec, list_models
 
     if get_spec(args.model).task != PROMPTABLE:
         args.parser.error(f"--model {args.model} has no image encoder to precompute; use a "
-                          "promptable model (mobile_sam, sam_vit_b, efficient_sam_vitt...).")
-    tile = args.tile or get_spec(args.model).input_size
-    halo = tile // 8 if args.halo is None else args.halo
-    if tile < 32 or halo < 0 or tile - 2 * halo < 16:
-        args.parser.error(f"--tile {tile} with --halo {halo} leaves no core: use "
-                          "--tile >= 32 and --halo <= (tile - 16) / 2.")
+                          f"promptable model ({', '.join(list_models(PROMPTABLE)[:4])}...).")
+    try:
+        tiling = tiling_settings(args, args.model)
+    except ValueError as exc:
+        args.parser.error(str(exc))
     for path in args.inputs:
         if not path.expanduser().is_file():
             raise FileNotFoundError(f"{path} is not an image file.")
@@ -74,7 +73,7 @@ def run_embed(args) -> int:
     plan, problems = [], []
     for path in args.inputs:
         try:
-            plan.extend(plan_units(path, model, store, args, problems))
+            plan.extend(plan_units(path, model, store, args, tiling, problems))
         except ImageError as exc:  # this file only: say so, embed the others
             problems.append(f"{exc} Skipped.")
         except ValueError as exc:
@@ -119,17 +118,16 @@ class Unit:
     todo: list = field(default_factory=list)
 
 
-def plan_units(path: Path, model, store, args, problems: list | None = None) -> list[Unit]:
+def plan_units(path: Path, model, store, args, tiling, problems: list | None = None) -> list[Unit]:
     """Read a file and list, per plane, what is not in the store yet (hashing each plane).
 
     Stored entries are read back and checked (``store.get``): a corrupt one is recomputed.
     Planes no model can take (NaN or infinite values, smaller than 2 x 2) are reported in
-    ``problems`` and skipped, as the widget would refuse them too."""
+    ``problems`` and skipped, as the widget would refuse them too.  Large planes are tiled
+    as ``tiling`` (the engine's TilingSettings) says, as in the widgets."""
     from ..engine.embeddings import EmbeddingKey, model_identity, slice_digest
-    from ..engine.images import plane_layout, read_image
-    from ..engine.images import to_uint8_rgb
-    from ..engine.tiling import TiledPredictor
-    from ..engine.tiling.settings import needs_tiling
+    from ..engine.images import plane_layout, read_image, to_uint8_rgb
+    from ..engine.tiling import TiledPredictor, predictor_for
 
     image = read_image(path)
     layout = plane_layout(image.shape)
@@ -144,9 +142,8 @@ def plan_units(path: Path, model, store, args, problems: list | None = None) -> 
             continue
         unit = Unit(path, index, contrast)
         digest = slice_digest(plane)
-        if not args.no_tile and needs_tiling(plane.shape[:2], model.spec.input_size,
-                                               args.tile_threshold):
-            tiled = TiledPredictor(model, args.tile, args.halo)  # its grid, keys and windows
+        tiled = predictor_for(model, plane.shape, tiling)  # the rule of every entry point
+        if isinstance(tiled, TiledPredictor):  # its grid, keys and windows
             tiled.set_image(plane, contrast, digest=digest)
             items = [(tiled.tile_key(*rc), partial(tiled.tile_rgb, *rc)) for rc in tiled.grid.tiles()]
         else:
@@ -201,13 +198,11 @@ def embed_units(units: list[Unit], store, model, quiet: bool = False, stream=Non
 
 
 def _embed_one(key, rgb, model, store, step) -> None:
-    from ..engine.embeddings import CachedEmbedding
     from ..engine.embeddings import iter_encode
     from ..engine.interactive import Predictor
     from ..engine.progress import run
 
-    features = run(iter_encode(Predictor(model), rgb), lambda r: step(r.fraction))
-    store.put(key, CachedEmbedding(features.detach(), rgb.shape[:2]))
+    store.put(key, run(iter_encode(Predictor(model), rgb), lambda r: step(r.fraction)))
 
 
 def _bar_stepper(bar, start):

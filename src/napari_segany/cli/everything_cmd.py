@@ -13,7 +13,6 @@ Ctrl+C keeps the finished ones and leaves no partial file.
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 from pathlib import Path
 
@@ -89,26 +88,3 @@ def run_everything(args) -> int:
             raise
         args.parser.error(str(exc))  # exits with the usage line, status 2
     return job.run(quiet=args.quiet, stream=sys.stderr)
-
-
-def method_params(args) -> dict:
-    """The method parameters given on the command line (named options and ``-p NAME=VALUE``)."""
-    params = {}
-    for name in ("points_per_side", "pred_iou_thresh", "stability_score_thresh", "conf", "max_det"):
-        value = getattr(args, name)
-        if value is not None:
-            params[name] = value
-    for item in args.param:
-        name, sep, text = item.partition("=")
-        if not sep or not name.strip():
-            raise ValueError(f"-p expects NAME=VALUE, got {item!r}.")
-        params[name.strip()] = _literal(text.strip())
-    return params
-
-
-def _literal(text: str):
-    """Numbers, True/False/None as Python literals; anything else stays a string."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text

@@ -8,6 +8,7 @@ tile by tile (``TilingSettings``: ``--tile``, ``--halo``, ``--tile-threshold``, 
 """
 from __future__ import annotations
 
+import ast
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.errors import ImageError, SegAnyError
-from ..engine.progress import Progress
-from .loading import given_file_error, load_for_command, missing_files
+from ..engine.progress import STEPS_PER_PART, Progress
+from .loading import given_file_error, load_for_command, missing_files, tiling_settings
 
 log = logging.getLogger(__name__)
-STEPS_PER_IMAGE = 1000
 
 
 @dataclass
@@ -46,8 +46,8 @@ class EverythingRun:
 
     @classmethod
     def from_args(cls, args) -> "EverythingRun":
-        from ..engine.everything.presets import DEFAULT_MODEL, NO_FILTERS, FilterSettings
-        from .everything_cmd import method_params
+        from ..engine.everything.methods import DEFAULT_MODEL, check_model_name, check_params
+        from ..engine.everything.presets import NO_FILTERS, FilterSettings
 
         params = method_params(args)
         check_params(args.method, params)
@@ -58,7 +58,7 @@ class EverythingRun:
             min_score=args.min_score, min_stability=args.min_stability,
             max_contained=args.max_contained)
         model = args.model or DEFAULT_MODEL[args.method]
-        check_model(args.method, model)
+        check_model_name(args.method, model)
         tiling = tiling_settings(args, model)
         missing = missing_files({"--checkpoint": args.checkpoint, "--detector": args.detector})
         if missing:
@@ -82,7 +82,7 @@ class EverythingRun:
             log.warning("every output exists already (--skip-existing): nothing to do")
             return 0
         model, detector = self.load_models()
-        bar = tqdm(total=len(self.tasks) * STEPS_PER_IMAGE, file=stream, disable=quiet,
+        bar = tqdm(total=len(self.tasks) * STEPS_PER_PART, file=stream, disable=quiet,
                    bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
         try:
             for k, task in enumerate(self.tasks):
@@ -111,21 +111,22 @@ class EverythingRun:
 
     def run_one(self, k: int, task: Task, model, detector, bar) -> tuple[int, str]:
         """Segment one file and write its labels: (objects written, " (tiled: ...)" or "")."""
-        from ..engine.progress import nested
+        from ..engine.everything import iter_segment_stack
         from ..engine.images import plane_layout, read_image, write_labels
+        from ..engine.progress import nested
         from ..engine.tiling import TilingSettings, describe_tiles, model_input_size
 
         image = read_image(task.source)  # its errors name the file
+        tiling = self.tiling or TilingSettings()
         try:
             layout = plane_layout(image.shape)
             planes = (image[index] for index in layout.indices())
             contrast = self.contrast or shared_contrast(image)
-            plane_shape = image.shape[len(layout.leading):]
-            grid = (self.tiling or TilingSettings()).plan(plane_shape, model_input_size(model))
-            job = self.plane_job(planes, layout.n_planes, model, detector, contrast, grid)
-            n_tasks = len(self.tasks)
-            bar.set_description(f"[{k + 1}/{n_tasks}] {task.source.name}")
-            results = yield_to_bar(nested(job, k, n_tasks), bar)
+            grid = tiling.plan(image.shape[len(layout.leading):], model_input_size(model))
+            job = iter_segment_stack(planes, layout.n_planes, model, self.method, detector,
+                                     contrast, tiling=tiling, **self.params)
+            bar.set_description(f"[{k + 1}/{len(self.tasks)}] {task.source.name}")
+            results = yield_to_bar(nested(job, k, len(self.tasks)), bar)
         except ImageError as exc:
             raise ImageError(f"{task.source.name}: {exc}") from None
         del image  # the input may be large: free it before the labels are assembled
@@ -134,29 +135,16 @@ class EverythingRun:
         self.written.append(task.output)
         return sum(len(r) for r in kept), f" ({describe_tiles(grid)})" if grid else ""
 
-    def plane_job(self, planes, n_planes: int, model, detector, contrast, grid):
-        """The job segmenting every plane: whole, or tile by tile with ``grid``'s tile/halo."""
-        from ..engine.everything.stack import iter_segment_planes
-
-        if grid is None:
-            return iter_segment_planes(planes, n_planes, model, self.method, detector, contrast,
-                                       **self.params)
-        return iter_tiled_planes(planes, n_planes, model, self.method, detector, contrast,
-                                 tile=grid.tile, halo=grid.halo, **self.params)
-
     def load_models(self):
         """The model (and the detector), checked for the method: a file of another kind
         stops here, before any image is read."""
         from ..engine.errors import CheckpointError
-        from ..engine.everything.fastsam_method import check_fastsam_network
-        from ..engine.everything.object_aware import check_detector
-        from ..engine.everything.presets import DETECTOR_NAME
+        from ..engine.everything.methods import DETECTOR_NAME, check_detector, check_network
 
         model = load_for_command(self.model, self.checkpoint, self.device)
         detector = None
         try:
-            if self.method == "fastsam":
-                check_fastsam_network(model)
+            check_network(self.method, model)
         except CheckpointError as exc:
             raise given_file_error("--checkpoint", self.checkpoint, exc) from None
         if self.method == "object_aware":
@@ -166,39 +154,6 @@ class EverythingRun:
             except CheckpointError as exc:
                 raise given_file_error("--detector", self.detector, exc) from None
         return model, detector
-
-
-def iter_tiled_planes(planes, n_planes: int, model, method, detector, contrast, **kwargs):
-    """Like ``iter_segment_planes``, each plane tile by tile (kwargs: tile, halo, params)."""
-    from ..engine.progress import nested
-    from ..engine.everything import iter_segment_everything_tiled
-
-    results = []
-    for k, plane in enumerate(planes):
-        prefix = f"plane {k + 1}/{n_planes}: " if n_planes > 1 else ""
-        try:
-            job = iter_segment_everything_tiled(plane, model, method, detector, contrast, **kwargs)
-            results.append((yield from nested(job, k, n_planes, prefix)))
-        except ImageError as exc:  # in a stack, say which plane (the rest may be fine)
-            raise ImageError(f"plane {k + 1}/{n_planes}: {exc}" if n_planes > 1 else str(exc)) from None
-    return results
-
-
-def tiling_settings(args, model: str):
-    """The tiling options as TilingSettings; ValueError when tile and halo leave no core."""
-    from ..engine.tiling import TilingSettings
-    from ..models.registry import get_spec
-
-    for name in ("tile", "halo", "tile_threshold"):
-        value = getattr(args, name)
-        if value is not None and value < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {value}.")
-    tiling = TilingSettings(args.tile, args.halo, args.tile_threshold, not args.no_tile)
-    try:
-        tiling.check(get_spec(model).input_size)
-    except ValueError as exc:
-        raise ValueError(f"--tile/--halo: {exc}") from None
-    return tiling
 
 
 def stack_labels(results: list, leading: tuple[int, ...]) -> np.ndarray:
@@ -232,26 +187,6 @@ def yield_to_bar(job, bar):
         bar.update(max(0, report.step - bar.n))
         if report.message:
             bar.set_postfix_str(report.message, refresh=False)
-
-
-def check_model(method: str, name: str) -> None:
-    """Raise ValueError when the registry model cannot run ``method``."""
-    from ..models.registry import INSTANCE, PROMPTABLE, get_spec, list_models
-
-    wanted = INSTANCE if method == "fastsam" else PROMPTABLE
-    if get_spec(name).task != wanted:
-        raise ValueError(f"--method {method} needs one of {', '.join(list_models(wanted))}; "
-                         f"{name} is a {get_spec(name).task} model.")
-
-
-def check_params(method: str, params: dict) -> None:
-    """Raise ValueError for parameters the method does not have (before any model loads)."""
-    from ..engine.everything.fastsam_method import FastSAMParams
-    from ..engine.everything.grid import GridParams
-    from ..engine.everything.object_aware import ObjectAwareParams
-
-    kind = {"grid": GridParams, "object_aware": ObjectAwareParams, "fastsam": FastSAMParams}[method]
-    kind.from_kwargs(**params)
 
 
 def plan_tasks(inputs: list[Path], output: Path, skipped: list | None = None) -> list[Task]:
@@ -319,3 +254,26 @@ def shared_contrast(image: np.ndarray) -> tuple[float, float] | None:
         return None
     lo, hi = np.percentile(sample, (0.5, 99.5))
     return float(lo), float(hi)
+
+
+def method_params(args) -> dict:
+    """The method parameters given on the command line (named options and ``-p NAME=VALUE``)."""
+    params = {}
+    for name in ("points_per_side", "pred_iou_thresh", "stability_score_thresh", "conf", "max_det"):
+        value = getattr(args, name)
+        if value is not None:
+            params[name] = value
+    for item in args.param:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"-p expects NAME=VALUE, got {item!r}.")
+        params[name.strip()] = _literal(text.strip())
+    return params
+
+
+def _literal(text: str):
+    """Numbers, True/False/None as Python literals; anything else stays a string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text

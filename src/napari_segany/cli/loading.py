@@ -50,10 +50,29 @@ def given_file_error(option: str, path: Path | None, exc: Exception) -> Exceptio
 
 def add_tiling_options(parser, title: str, whole: str) -> None:
     """``--tile``, ``--halo``, ``--tile-threshold``, ``--no-tile`` (alias ``--no-tiling``), with
-    the defaults every entry point shares (``engine.tiling.TilingSettings``)."""
+    the defaults every entry point shares (``engine.tiling.TilingSettings``, see
+    :func:`tiling_settings`)."""
     group = parser.add_argument_group(title)
     group.add_argument("--tile", type=int, help="tile side in pixels (default: the model input, 1024)")
     group.add_argument("--halo", type=int, help="context around each tile core (default: tile / 8, 128)")
     group.add_argument("--tile-threshold", type=int, help="tile planes whose longest side exceeds "
                        "this (default: 2 x the model input, at least 2048)")
     group.add_argument("--no-tile", "--no-tiling", dest="no_tile", action="store_true", help=whole)
+
+
+def tiling_settings(args, model: str):
+    """The tiling options as the engine's TilingSettings (the one tiling rule); ValueError,
+    naming the options, for negative values and for a tile and halo that leave no core."""
+    from ..engine.tiling import TilingSettings
+    from ..models.registry import get_spec
+
+    for name in ("tile", "halo", "tile_threshold"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {value}.")
+    tiling = TilingSettings(args.tile, args.halo, args.tile_threshold, not args.no_tile)
+    try:
+        tiling.check(get_spec(model).encoder_size)
+    except ValueError as exc:
+        raise ValueError(f"--tile/--halo: {exc}") from None
+    return tiling

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..engine.embeddings import (
-    CachedEmbedding, EmbeddingCache, EmbeddingKey, model_identity, slice_digest,
+    CacheEntry, EmbeddingCache, EmbeddingKey, model_identity, slice_digest,
 )
 from ..engine.errors import Cancelled, ImageError
 from .image_slice import ImageSource
@@ -55,7 +55,7 @@ class EmbeddingManager:
         return EmbeddingKey(digest, self._model_id, source.normalisation())
 
     # --- requests -----------------------------------------------------------------------
-    def request(self, source: ImageSource, index: tuple) -> CachedEmbedding | None:
+    def request(self, source: ImageSource, index: tuple) -> CacheEntry | None:
         """The embedding of slice ``index`` now, or None after making sure a job computes it."""
         key = self.key_for(source, index)
         entry = self.cache.get(key)
@@ -109,7 +109,7 @@ class EmbeddingManager:
         if self.job is not None:
             self._on_progress(report.fraction)
 
-    def _done(self, job: EmbeddingJob, entry: CachedEmbedding) -> None:
+    def _done(self, job: EmbeddingJob, entry: CacheEntry) -> None:
         if job.cancel.is_set():
             return
         self.cache.put(job.key, entry)  # valid for its key even if nobody waits any more

@@ -12,10 +12,11 @@ array the run started with (``Request.data``), and image embeddings go through a
 :class:`EmbeddingCache`, so running again with other parameters on the same slice only
 re-runs the decoder.
 
-A slice larger than the tiling threshold (``Request.tiling``, see
-:class:`~..engine.tiling.settings.TilingSettings`) runs tile by tile instead, through
-:func:`iter_segment_everything_tiled` (tile embeddings in the same cache); the slice is then
-never resized, and (without a channel axis) converted to RGB one window at a time.
+The slices go through the engine's one stack job, :func:`iter_segment_stack`: a slice
+larger than the tiling threshold (``Request.tiling``, the engine's
+:class:`~..engine.tiling.TilingSettings`) runs tile by tile (tile embeddings in the same
+cache); the slice is then never resized, and (without a channel axis) converted to RGB one
+window at a time.
 """
 from __future__ import annotations
 
@@ -24,18 +25,12 @@ from dataclasses import dataclass, field
 
 from napari.qt.threading import GeneratorWorker, create_worker
 
-from ..engine.embeddings import (
-    CachedEmbedding, EmbeddingCache, EmbeddingKey, model_identity, slice_digest, iter_encode,
-)
+from ..engine.embeddings import EmbeddingCache, slice_digest
 from ..engine.errors import Cancelled, ImageError, WeightsNotFoundError
-from ..engine.everything import (
-    check_promptable, iter_segment_everything, iter_segment_everything_tiled,
-)
-from ..engine.everything.fastsam_method import check_fastsam_network
-from ..engine.everything.object_aware import check_detector
-from ..engine.everything.presets import DETECTOR_NAME
-from ..engine.interactive import Predictor
-from ..engine.progress import nested, Progress
+from ..engine.everything import iter_segment_stack
+from ..engine.everything.methods import DETECTOR_NAME, check_detector, check_network
+from ..engine.everything.stack import Plane
+from ..engine.progress import Progress
 from ..engine.tiling import TilingSettings, describe_tiles, model_input_size
 from .image_slice import ImageSource
 from .workers import WorkerFailure
@@ -77,7 +72,7 @@ class Outcome:
 def everything_job(request: Request, cancel: threading.Event):
     """Generator run by the worker; see the module docstring."""
     try:
-        return (yield from stop_on_cancel(_segment(request, cancel), cancel))
+        return (yield from stop_on_cancel(_segment(request), cancel))
     except RuntimeError as exc:  # torch's errors are RuntimeErrors, which superqt would swallow
         raise WorkerFailure(f"Everything mode failed: {exc}") from exc
 
@@ -99,10 +94,10 @@ def stop_on_cancel(job, cancel: threading.Event):
         yield report
 
 
-def _segment(request: Request, cancel: threading.Event):
+def _segment(request: Request):
     if request.model is None:  # kept on the request: a later failure keeps the load
         model = yield from _load(request.model_choice, "model", "Checkpoint")
-        check_model_for(request.method, model)
+        check_network(request.method, model)
         request.model = model
     model = request.model
     if request.method == "object_aware" and request.detector is None:
@@ -110,27 +105,32 @@ def _segment(request: Request, cancel: threading.Event):
         check_detector(detector)
         request.detector = detector
     detector = request.detector
-    outcome = Outcome({}, model, detector)
-    n = len(request.indices)
-    for k, index in enumerate(request.indices):
-        label = f"slice {k + 1}/{n}: " if n > 1 else ""
-        grid = request.tiling.plan(request.source.spatial_shape[-2:], model_input_size(model))
-        if grid is None:
-            job = _one_slice(request, index, model, detector, cancel, (2 * k, 2 * n), label)
-        else:
-            outcome.tiled[index] = describe_tiles(grid)
-            job = nested(_tiled_slice(request, index, model, detector, grid), k, n, label)
-        outcome.results[index] = yield from job
+    planes = (_plane(request, index) for index in request.indices)
+    results = yield from iter_segment_stack(
+        planes, len(request.indices), model, request.method, detector, tiling=request.tiling,
+        cache=request.cache, unit="slice", **request.params)
+    outcome = Outcome(dict(zip(request.indices, results)), model, detector)
+    grid = request.tiling.plan(request.source.spatial_shape[-2:], model_input_size(model))
+    if grid is not None:  # every slice of a layer has the same shape
+        outcome.tiled = {index: describe_tiles(grid) for index in request.indices}
     return outcome
 
 
-def check_model_for(method: str, model) -> None:
-    """Refuse a loaded network of the wrong kind (e.g. a detector file as FastSAM) before
-    it is kept for later runs."""
-    if method == "fastsam":
-        check_fastsam_network(model)
-    else:
-        check_promptable(model, method)
+def _plane(request: Request, index) -> Plane:
+    """A slice as the engine takes it, read now (one at a time), named in errors and keyed as
+    the interactive widget keys it (its raw pixels and normalisation); channel axes: each
+    channel stretched by its own percentiles (the whole slice is converted here)."""
+    source = request.source
+    raw = source.read(index, request.data)
+    where = f", slice {list(index)}" if index else ""
+    name = f"{source.layer.name!r}{where}"
+    if not source.channel_first:
+        return Plane(raw, source.layer.contrast_limits, None, source.normalisation(), name)
+    try:
+        rgb = source.to_rgb(raw)
+    except ImageError as exc:  # NaN, a flat or tiny slice: say which layer and slice
+        raise ImageError(f"{name}: {exc}") from None
+    return Plane(rgb, None, slice_digest(raw), source.normalisation(), name)
 
 
 def _load(choice: ModelChoice, what: str, field_name: str):
@@ -150,55 +150,6 @@ def gui_wording(exc: Exception, field_name: str) -> Exception:
 
     file_name = getattr(exc, "file_name", "") or "the file"
     return reword_remedy(exc, f"choose {file_name} in the {field_name} field (Browse…)")
-
-
-def _one_slice(request: Request, index, model, detector, cancel, part, label):
-    """Embed (or take from the cache) and segment one slice: two halves of its progress."""
-    source = request.source
-    raw = source.read(index, request.data)
-    try:
-        rgb = source.to_rgb(raw)
-    except ImageError as exc:  # NaN, a flat or tiny slice: say which layer and slice
-        raise _named(exc, source, index) from None
-    embedding = None
-    if request.method != "fastsam":
-        key = EmbeddingKey(slice_digest(raw), model_identity(model), source.normalisation())
-        entry = request.cache.get(key)
-        if entry is None:
-            features = yield from nested(_encode(model, rgb, cancel), part[0], part[1],
-                                         f"{label}encoding ")
-            entry = CachedEmbedding(features.detach(), rgb.shape[:2])
-            request.cache.put(key, entry)
-        embedding = entry.features
-    job = iter_segment_everything(rgb, model, request.method, detector, embedding=embedding,
-                                  **request.params)
-    return (yield from nested(job, part[0] + 1, part[1], label))
-
-
-def _tiled_slice(request: Request, index, model, detector, grid):
-    """Everything mode tile by tile on a large slice, read whole but converted per window
-    (channel axes: per-channel percentiles of the slice, as untiled)."""
-    source = request.source
-    raw = source.read(index, request.data)
-    try:
-        image, contrast = ((source.to_rgb(raw), None) if source.channel_first
-                           else (raw, source.layer.contrast_limits))
-        return (yield from iter_segment_everything_tiled(
-            image, model, request.method, detector, contrast, tile=grid.tile, halo=grid.halo,
-            cache=request.cache, **request.params))
-    except ImageError as exc:
-        raise _named(exc, source, index) from None
-
-
-def _named(exc: ImageError, source: ImageSource, index) -> ImageError:
-    """The error of a slice (NaN, flat, tiny) saying which layer and slice."""
-    where = f", slice {list(index)}" if index else ""
-    return ImageError(f"{source.layer.name!r}{where}: {exc}")
-
-
-def _encode(model, rgb, cancel):
-    features = yield from iter_encode(Predictor(model), rgb, cancel)
-    return features
 
 
 @dataclass

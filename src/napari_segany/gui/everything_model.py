@@ -1,8 +1,7 @@
 """Model and detector pickers of the everything widget.
 
 ``EverythingModelPanel`` is the interactive widget's :class:`ModelPanel` listing the models
-the chosen method can run (promptable models for grid / object-aware, FastSAM networks for
-fastsam).  ``DetectorRow`` picks the MobileSAMv2 detector file (empty = the cache).
+the chosen method can run (the engine's method map, ``engine.everything.methods``).  ``DetectorRow`` picks the MobileSAMv2 detector file (empty = the cache).
 :func:`choice_problem` says what makes a run impossible before any thread starts.
 """
 from __future__ import annotations
@@ -11,16 +10,11 @@ from pathlib import Path
 
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLineEdit, QPushButton, QWidget
 
-from ..engine.everything.presets import DEFAULT_MODEL, DETECTOR_NAME
+from ..engine.everything.methods import DEFAULT_MODEL, DETECTOR_NAME, METHOD_TASK, models_for
 from ..engine.weights import cached_path, weights_present
 from ..models import registry
 from .everything_params import METHOD_TITLES
 from .model_panel import ModelPanel
-
-
-def models_for(method: str) -> list[str]:
-    task = registry.INSTANCE if method == "fastsam" else registry.PROMPTABLE
-    return [name for name, spec in registry.REGISTRY.items() if spec.task == task]
 
 
 class EverythingModelPanel(ModelPanel):
@@ -33,9 +27,9 @@ class EverythingModelPanel(ModelPanel):
     def set_method(self, method: str) -> None:
         if method == self.method:
             return
-        old_task = "fastsam" if self.method == "fastsam" else "sam"
+        old_task = METHOD_TASK[self.method]
         self.method = method
-        if old_task != ("fastsam" if method == "fastsam" else "sam"):
+        if old_task != METHOD_TASK[method]:
             self.model_combo.clear()  # another family: propose its default
             self.refresh_models()
             if DEFAULT_MODEL[method] in models_for(method):
@@ -94,7 +88,7 @@ def choice_problem(request, have_detector: bool) -> str:
     if choice.checkpoint and not Path(choice.checkpoint).expanduser().is_file():
         return f"Checkpoint file not found: {choice.checkpoint}. Choose the file again (Browse…)."
     try:
-        request.tiling.check(registry.get_spec(choice.name).input_size)
+        request.tiling.check(registry.get_spec(choice.name).encoder_size)
     except ValueError as exc:
         return f"Large images: {exc}"
     if method != "object_aware":

@@ -40,12 +40,11 @@ from .everything_results import ResultView
 from .everything_runner import RunController
 from .everything_ui import build_controls, set_busy
 from .image_slice import ImageSource
-from .labels_io import LABELS_NAME, PREVIEW_NAME, LabelsWriter, ensure_labels
+from .labels_io import LABELS_NAME, NEW_LABELS, PREVIEW_NAME, LabelsWriter, ensure_labels
 from .qt_helpers import ShutsDownWhenClosed, set_items, single_shot_timer
 from .workers import process_events_until
 
 FILTER_DEBOUNCE_MS = 60
-NEW_LABELS = "<new Labels layer>"
 
 
 class EverythingWidget(ShutsDownWhenClosed, QWidget):

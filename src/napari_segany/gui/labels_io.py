@@ -19,6 +19,8 @@ from ..engine.interactive.masks import union_bbox
 from .image_slice import ImageSource
 
 LABELS_NAME = "SegAny labels"
+#: The target choice of both widgets that makes a new Labels layer at the first commit.
+NEW_LABELS = "<new Labels layer>"
 PREVIEW_NAME = "SegAny preview"
 
 

@@ -13,11 +13,10 @@ from napari.utils.notifications import show_error
 from ..engine.errors import ImageError
 from .image_slice import ImageSource
 from .keybindings import bind_shortcuts
-from .labels_io import PREVIEW_NAME, ensure_labels, own_labels
+from .labels_io import NEW_LABELS, PREVIEW_NAME, ensure_labels, own_labels
 from .prompt_layers import BOXES_NAME, POINTS_NAME
 from .qt_helpers import select_quietly, set_items, signals_blocked
 
-NEW_LABELS = "<new Labels layer>"
 OWN_LAYERS = (POINTS_NAME, BOXES_NAME, PREVIEW_NAME)
 
 

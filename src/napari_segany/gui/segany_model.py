@@ -9,8 +9,8 @@ from __future__ import annotations
 from napari.utils.notifications import show_error, show_info, show_warning
 
 from ..engine.errors import SegAnyError
-from ..engine.interactive import FastSAMPredictor, FastSAMSession, InteractiveSession, Predictor
-from ..models.registry import INSTANCE
+from ..engine.interactive import InteractiveSession
+from ..engine.tiling import predictor_for
 from .workers import alive_only, start_model_load
 
 
@@ -34,13 +34,9 @@ class ModelLoading:
         self._model_done()
         self._forget_objects()
         self._offer_refinement(model.spec)
-        if model.spec.task == INSTANCE:  # FastSAM: prompts select among its masks
-            self.predictor = FastSAMPredictor(model)
-            self.session = FastSAMSession(self.predictor)
-        else:
-            self.predictor = Predictor(model)
-            self.session = InteractiveSession(self.predictor,
-                                              refine_with_mask=self.refine_check.isChecked())
+        self.predictor = predictor_for(model)  # FastSAM: prompts select among its masks
+        self.session = InteractiveSession(self.predictor,
+                                          refine_with_mask=self.refine_check.isChecked())
         self.embeddings.set_predictor(self.predictor)
         self._embedded_key = None
         self.status_label.setText(f"{model.spec.name} ready on {self.predictor.device}: click "

@@ -75,7 +75,7 @@ class PromptPreview:
             return False
         if entry is None:
             return False
-        self.predictor.set_embedding(entry.features, entry.original_size)
+        self.predictor.set_embedding(entry)
         self._embedded_key = key
         self._forget_objects()  # logits of another embedding cannot be fed back
         self._prefetch_neighbours(index)

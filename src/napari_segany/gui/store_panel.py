@@ -5,10 +5,11 @@
   folder is remembered per image in ``layer.metadata['napari_segany_store']``: attaching a
   layer that names a folder switches the panel to it, and choosing a folder writes it there.
 * **Tiling**: slices whose longest side exceeds the threshold (default: twice the model
-  input and at least 2048 px) are segmented with a :class:`TiledSession`: tiles are embedded
-  when a prompt first reaches them (in the decoder's worker), or all at once with
+  input and at least 2048 px) are segmented with a :class:`TiledPredictor` (the engine's
+  ``tiles_for`` / ``predictor_for`` decide, by the rule of every entry point): tiles are
+  embedded when a prompt first reaches them (in the decoder's worker), or all at once with
   *Compute embedding*.  Everything else in the widget (prompts, preview, candidates,
-  commits) is unchanged.
+  commits) is unchanged: the same session drives the tiled predictor.
 
 The host widget provides ``viewer``, ``source``, ``predictor``, ``session``, ``cache``,
 ``embeddings`` (for slice digests), ``status_label`` and ``_forget_objects``.
@@ -23,14 +24,14 @@ from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
     QApplication, QCheckBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QProgressBar,
-    QPushButton, QSpinBox, QWidget,
+    QPushButton, QWidget,
 )
 
 from ..engine.embeddings import EmbeddingStore, default_store_dir
 from ..engine.errors import Cancelled, SegAnyError
-from ..engine.tiling import TiledPredictor, TiledSession
-from ..engine.tiling.settings import default_halo, default_threshold, needs_tiling
-from ..models.registry import PROMPTABLE
+from ..engine.interactive import InteractiveSession
+from ..engine.tiling import TiledPredictor, model_input_size, predictor_for, tiles_for
+from .tiling_fields import TilingFields
 from .workers import alive_only
 
 METADATA_KEY = "napari_segany_store"
@@ -61,7 +62,7 @@ class StorePanel(QWidget):
         self.host = host
         self.store: EmbeddingStore | None = None
         self.tiled: TiledPredictor | None = None
-        self.session: TiledSession | None = None  # the host's session while a slice is tiled
+        self.session: InteractiveSession | None = None  # the host's session while tiled
         self._plain_session = None
         self._tiled_for = None  # what self.tiled was set up for
         self.worker = None
@@ -77,10 +78,8 @@ class StorePanel(QWidget):
         self.folder_edit.setToolTip("Embeddings are reused across sessions from this folder "
                                     "(it may be shared, e.g. filled by `napari-segany embed`).")
         self.browse_button = QPushButton("Browse…")
-        self.threshold_spin = _spin(0, 1 << 20, 0, "auto (2048, or 2 x model input)",
-                                    "Tile slices whose longest side exceeds this (pixels)")
-        self.tile_spin = _spin(0, 8192, 0, "auto (model input)", "Tile side (pixels)")
-        self.halo_spin = _spin(-1, 4096, -1, "auto (tile / 8)", "Context around each tile core")
+        self.tiling = TilingFields()
+        self.threshold_spin, self.tile_spin, self.halo_spin = self.tiling.spins
         self.progress = QProgressBar()
         self.progress.setVisible(False)
         self.cancel_button = QPushButton("Cancel")
@@ -95,16 +94,14 @@ class StorePanel(QWidget):
         form = QFormLayout(self)
         form.addRow(self.store_check)
         form.addRow("Folder", folder_row)
-        form.addRow("Tile above", self.threshold_spin)
-        form.addRow("Tile size", self.tile_spin)
-        form.addRow("Halo", self.halo_spin)
+        self.tiling.add_rows(form)
         form.addRow(progress_row)
 
         self.store_check.toggled.connect(lambda _: self._apply_store())
         self.folder_edit.editingFinished.connect(self._apply_store)
         self.browse_button.clicked.connect(self._browse)
         self.cancel_button.clicked.connect(self.cancel)
-        for spin in (self.threshold_spin, self.tile_spin, self.halo_spin):
+        for spin in self.tiling.spins:
             spin.valueChanged.connect(lambda _: self._tiling_changed())
 
     def _browse(self) -> None:
@@ -135,11 +132,10 @@ class StorePanel(QWidget):
         session is now the tiled one; False (plain session restored) otherwise."""
         host = self.host
         source = host.source
-        if (source is None or host.predictor is None or not self._large(source)
-                or host.predictor.spec.task != PROMPTABLE):  # FastSAM letterboxes any size itself
-            self._restore_plain()
-            return False
         try:
+            if source is None or host.predictor is None or self._tiles(source) is None:
+                self._restore_plain()  # small slices, and FastSAM (it letterboxes any size)
+                return False
             key = host.embeddings.key_for(source, index)
             wanted = (key, self.tile_settings(), host.predictor)
             if self._tiled_for != wanted:
@@ -151,7 +147,7 @@ class StorePanel(QWidget):
             return False
         if host.session is not self.session:
             host._forget_objects()  # logits of another slice/session cannot be reused
-            if not isinstance(host.session, TiledSession):
+            if not _is_tiled(host.session):
                 self._plain_session = host.session
             host.session = self.session
         return True
@@ -195,19 +191,21 @@ class StorePanel(QWidget):
 
     def tile_settings(self) -> tuple[int, int, int]:
         """(threshold, tile, halo) in pixels, with the automatic values resolved."""
-        size = self.host.predictor.spec.input_size if self.host.predictor is not None else 1024
-        tile = self.tile_spin.value() or size
-        halo = self.halo_spin.value() if self.halo_spin.value() >= 0 else default_halo(tile)
-        return self.threshold_spin.value() or default_threshold(size), tile, halo
+        return self.tiling.settings().resolve(self._input_size())
 
     # ============================ internals ================================================
-    def _large(self, source) -> bool:
-        threshold, _, _ = self.tile_settings()
-        return needs_tiling(source.spatial_shape[-2:], 0, threshold)
+    def _input_size(self) -> int:
+        predictor = self.host.predictor
+        return model_input_size(predictor.model) if predictor is not None else 1024
+
+    def _tiles(self, source):
+        """The tiles of the image's slices (the engine's rule), or None: not tiled."""
+        return tiles_for(self.host.predictor.model, source.spatial_shape[-2:],
+                         self.tiling.settings())
 
     def _start_tiles(self, source, index, key) -> None:
-        _, tile, halo = self.tile_settings()
-        self.tiled = TiledPredictor(self.host.predictor.model, tile, halo, cache=self.host.cache)
+        self.tiled = predictor_for(self.host.predictor.model, source.spatial_shape[-2:],
+                                   self.tiling.settings(), cache=self.host.cache)
         raw = source.read(index)
         if source.channel_first:  # per-channel percentiles: the tiles get the slice's mapping
             self.tiled.set_image(source.to_rgb(raw), None, digest=key.slice_digest,
@@ -215,15 +213,16 @@ class StorePanel(QWidget):
         else:
             self.tiled.set_image(raw, source.layer.contrast_limits, digest=key.slice_digest,
                                  normalisation=key.normalisation)
-        self.session = TiledSession(self.tiled, refine_with_mask=self.host.refine_check.isChecked())
+        self.session = InteractiveSession(self.tiled,
+                                          refine_with_mask=self.host.refine_check.isChecked())
         grid = self.tiled.grid
         self.host.status_label.setText(
-            f"Large slice: {grid.ny} x {grid.nx} tiles of {tile} px; a tile is embedded when a "
+            f"Large slice: {grid.ny} x {grid.nx} tiles of {grid.tile} px; a tile is embedded when a "
             "prompt first reaches it (or all at once: Compute embedding).")
 
     def _restore_plain(self) -> None:
         host = self.host
-        if isinstance(host.session, TiledSession) and self._plain_session is not None:
+        if _is_tiled(host.session) and self._plain_session is not None:
             host._forget_objects()
             host.session = self._plain_session
             host._embedded_key = None
@@ -271,11 +270,5 @@ class StorePanel(QWidget):
             show_info("Embedding of the tiles cancelled; finished tiles are kept.")
 
 
-def _spin(low: int, high: int, value: int, special: str, tip: str) -> QSpinBox:
-    spin = QSpinBox()
-    spin.setRange(low, high)
-    spin.setValue(value)
-    spin.setSpecialValueText(special)  # shown for the minimum: the automatic value
-    spin.setSuffix(" px")
-    spin.setToolTip(tip)
-    return spin
+def _is_tiled(session) -> bool:
+    return isinstance(getattr(session, "predictor", None), TiledPredictor)

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 from napari.qt.threading import create_worker
 
-from ..engine.embeddings import CachedEmbedding, EmbeddingKey, iter_encode
+from ..engine.embeddings import CacheEntry, EmbeddingKey, iter_encode
 from ..engine.errors import SegAnyError
 
 
@@ -28,11 +28,11 @@ class WorkerFailure(SegAnyError):
 
 
 def _embed(predictor, rgb: np.ndarray, cancel: threading.Event):
+    """The slice's cache entry (an Embedding; FastSAM: its result), with progress."""
     try:
-        features = yield from iter_encode(predictor, rgb, cancel)
+        return (yield from iter_encode(predictor, rgb, cancel))
     except RuntimeError as exc:
         raise WorkerFailure(f"The image encoder failed: {exc}") from exc
-    return CachedEmbedding(features, rgb.shape[:2])  # encode runs under inference_mode
 
 
 @dataclass
@@ -48,7 +48,7 @@ class EmbeddingJob:
 
 def start_embedding(predictor, rgb: np.ndarray, key: EmbeddingKey, index: tuple, *,
                     on_progress: Callable[[object], None],
-                    on_done: Callable[[EmbeddingJob, CachedEmbedding], None],
+                    on_done: Callable[[EmbeddingJob, CacheEntry], None],
                     on_error: Callable[[EmbeddingJob, Exception], None],
                     prefetch: bool = False) -> EmbeddingJob:
     cancel = threading.Event()

@@ -5,7 +5,8 @@ The official ``mobile_sam.pt`` loads strictly into ``build_mobile_sam()`` with i
 keys (``image_encoder.*`` incl. the unused ``norm_head``/``head``, ``prompt_encoder.*``,
 ``mask_decoder.*``).  Weights can be loaded at any time: the encoder's derived tensors
 (attention-bias tables, folded Conv+BN) follow the parameters automatically, see
-``models/tiny_vit.py``; no ``eval()``-after-loading ritual as in the official code.
+``models/tiny_vit/`` (its package docstring); no ``eval()``-after-loading ritual as in the
+official code.
 """
 from __future__ import annotations
 

@@ -31,6 +31,11 @@ class ModelSpec:
     ``"longest_side"`` (SAM: resize longest side, normalise, pad bottom/right),
     ``"stretch"`` (EfficientSAM: resize to a square, no padding) or
     ``"letterbox"`` (YOLOv8: keep aspect, pad to a stride multiple with 114).
+
+    ``input_size`` is the side of the *prompt frame*: the square that prompts, low-res masks
+    and their post-processing refer to (SAM: 1024).  ``encoder_input_size`` is the side of
+    the image the encoder takes, when it differs (EfficientViT-SAM: 512 px encoder input in
+    a 1024-px prompt frame); None means ``input_size``.
     """
 
     name: str
@@ -45,6 +50,7 @@ class ModelSpec:
     sha256: str | None = None
     builder_kwargs: Mapping[str, Any] = field(default_factory=dict)
     input_size: int = 1024
+    encoder_input_size: int | None = None
     preprocessing: str = "longest_side"
     pixel_mean: tuple[float, ...] = SAM_PIXEL_MEAN
     pixel_std: tuple[float, ...] = SAM_PIXEL_STD
@@ -58,6 +64,11 @@ class ModelSpec:
     #: built by the same builder (ultralytics: ``has_proto``, ``scale``).  Only used to name
     #: the right model when a file is given to the wrong one.
     file_signature: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def encoder_size(self) -> int:
+        """The side of the image the encoder takes (``encoder_input_size`` or ``input_size``)."""
+        return int(self.encoder_input_size or self.input_size)
 
     @property
     def title(self) -> str:
@@ -216,5 +227,6 @@ def get_spec(name: str | ModelSpec) -> ModelSpec:
 
 
 def list_models(task: str | None = None) -> list[str]:
-    """Names of the registered models, optionally only those of one task."""
-    return [s.name for s in _SPECS if task is None or s.task == task]
+    """Names of the registered models (the table ``load_model`` reads), optionally only those
+    of one task."""
+    return [name for name, spec in REGISTRY.items() if task is None or spec.task == task]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .boxes import batched_nms, box_iou, nms
 from .fastsam import FastSAMResult, fastsam_everything
-from .yolo import detect_objects
+from .yolo import DetectionParams, detect_objects
 
-__all__ = ["FastSAMResult", "batched_nms", "box_iou", "detect_objects", "fastsam_everything",
+__all__ = ["DetectionParams", "FastSAMResult", "batched_nms", "box_iou", "detect_objects", "fastsam_everything",
            "nms"]

@@ -50,6 +50,11 @@ class FastSAMResult:
         return len(self._packed)
 
     @property
+    def original_size(self) -> tuple[int, int]:
+        """(H, W) of the image (as an embedding cache entry, which this result stands for)."""
+        return self.image_shape
+
+    @property
     def nbytes(self) -> int:
         """Memory held (for cache budgets)."""
         return int(sum(p.nbytes for p in self._packed) + self.boxes.nbytes + self.crop_boxes.nbytes)

@@ -169,6 +169,17 @@ def official_channel_order(model) -> str:
     return getattr(model, "input_channel_order", None) or "rgb"
 
 
+@dataclass
+class DetectionParams:
+    """A YOLOv8 pass's settings, with the defaults of FastSAM and MobileSAMv2: minimum score,
+    NMS threshold, longest side of the network input, at most this many objects."""
+
+    conf: float = 0.4
+    iou: float = 0.9
+    imgsz: int = 1024
+    max_det: int = 300
+
+
 # ----------------------------------------------------------------------------- network + NMS
 
 

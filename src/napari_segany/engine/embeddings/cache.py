@@ -11,36 +11,35 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Protocol
 
-import torch
-
+from .embedding import Embedding
 from .keys import EmbeddingKey
 
 DEFAULT_BUDGET_BYTES = 1 << 30  # 1 GiB
 
 
-@dataclass(frozen=True)
-class CachedEmbedding:
-    """An embedding and the size of the image it was computed from (needed to decode)."""
+class CacheEntry(Protocol):
+    """What the cache holds per key: an :class:`~.embedding.Embedding`, or another per-image
+    result that takes its place (FastSAM's :class:`~..detection.fastsam.FastSAMResult`)."""
 
-    features: torch.Tensor  # (1, C, h, w); FastSAM: its FastSAMResult (see fastsam_interactive)
     original_size: tuple[int, int]
 
     @property
-    def nbytes(self) -> int:
-        return int(self.features.nbytes)
+    def nbytes(self) -> int: ...
 
 
 class BackingStore(Protocol):
-    def get(self, key: EmbeddingKey) -> CachedEmbedding | None: ...
+    """An on-disk store behind the cache (:class:`~.store.EmbeddingStore`): Embeddings only."""
 
-    def put(self, key: EmbeddingKey, entry: CachedEmbedding) -> None: ...
+    def get(self, key: EmbeddingKey) -> Embedding | None: ...
+
+    def put(self, key: EmbeddingKey, entry: Embedding) -> None: ...
 
 
 class EmbeddingCache:
-    """Thread-safe LRU of :class:`CachedEmbedding` by :class:`EmbeddingKey` under a byte budget.
+    """Thread-safe LRU of cache entries (:class:`~.embedding.Embedding`, FastSAM results) by
+    :class:`EmbeddingKey` under a byte budget.
 
     Workers ``put`` from their thread while the GUI ``get``s from the main thread: one lock.
     """
@@ -49,7 +48,7 @@ class EmbeddingCache:
                  backing_store: BackingStore | None = None):
         self.budget_bytes = int(budget_bytes)
         self.backing_store = backing_store
-        self._entries: OrderedDict[EmbeddingKey, CachedEmbedding] = OrderedDict()
+        self._entries: OrderedDict[EmbeddingKey, CacheEntry] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
@@ -65,7 +64,7 @@ class EmbeddingCache:
     def nbytes(self) -> int:
         return self._bytes
 
-    def get(self, key: EmbeddingKey) -> CachedEmbedding | None:
+    def get(self, key: EmbeddingKey) -> CacheEntry | None:
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
@@ -81,12 +80,12 @@ class EmbeddingCache:
         self._insert(key, entry)
         return entry
 
-    def put(self, key: EmbeddingKey, entry: CachedEmbedding) -> None:
+    def put(self, key: EmbeddingKey, entry: CacheEntry) -> None:
         self._insert(key, entry)
-        if self.backing_store is not None and torch.is_tensor(entry.features):  # disk: tensors only
+        if self.backing_store is not None and isinstance(entry, Embedding):  # disk: embeddings only
             self.backing_store.put(key, entry)
 
-    def _insert(self, key: EmbeddingKey, entry: CachedEmbedding) -> None:
+    def _insert(self, key: EmbeddingKey, entry: CacheEntry) -> None:
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:

@@ -6,8 +6,15 @@ Layout of a store folder (one zarr group per slice content x model x normalisati
     STORE/<model>/<slice digest>/<settings>/   model = hash of "name|sha256:<checkpoint>",
                                                settings = hash of normalisation + tiling grid
         attrs["signature"]   format, model, slice digest, normalisation, tiling grid, dtype
+        attrs["embedding"]   levels (how many feature arrays), model name, family
         features  (ny, nx, C, h, w) float16 or float32, one chunk per tile (whole image: 1 x 1)
-        meta      (ny, nx, 4) int64, one chunk per tile: done flag, tile height, width, checksum
+        level_1.. (ny, nx, C_i, h_i, w_i) the further levels of multi-level embeddings (SAM 2)
+        meta      (ny, nx, 4) int64, one chunk per tile: done flag, tile height, width,
+                  checksum (of all levels)
+
+Format 1 groups hold one level (every store written before multi-level embeddings reads as
+it is); groups of several levels are written as format 2, which older readers recompute
+instead of misreading.
 
 Slices are found by the digest of their pixels, not by their position in a file, so the GUI
 finds what ``napari-segany embed`` wrote for the same stack, in any order or file format.
@@ -42,10 +49,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cache import CachedEmbedding
+from .embedding import Embedding
 from .keys import EmbeddingKey
 
-FORMAT = 1
+FORMAT = 1  # groups of one feature level (and the root's format)
+MULTI_LEVEL_FORMAT = 2  # groups of several levels (level_1...): older readers recompute them
+READABLE_FORMATS = (FORMAT, MULTI_LEVEL_FORMAT)
 STORE_ENV = "NAPARI_SEGANY_STORE"
 log = logging.getLogger(__name__)
 
@@ -83,10 +92,16 @@ def _mark_used(group_path: Path) -> None:
         pass
 
 
-def _checksum(array: np.ndarray) -> int:
-    """A 63-bit digest of an array's bytes (fits the int64 ``meta`` column)."""
-    raw = hashlib.blake2b(memoryview(np.ascontiguousarray(array)).cast("B"), digest_size=8).digest()
-    return int.from_bytes(raw, "little") >> 1
+def _checksum(*arrays: np.ndarray) -> int:
+    """A 63-bit digest of the arrays' bytes in order (fits the int64 ``meta`` column)."""
+    digest = hashlib.blake2b(digest_size=8)
+    for array in arrays:
+        digest.update(memoryview(np.ascontiguousarray(array)).cast("B"))
+    return int.from_bytes(digest.digest(), "little") >> 1
+
+
+def _level_name(i: int) -> str:
+    return "features" if i == 0 else f"level_{i}"
 
 
 def tile_position(tiling) -> tuple[tuple[int, int], tuple[int, int], object]:
@@ -117,7 +132,7 @@ class EmbeddingStore:
         self._lock = threading.RLock()
         self._groups: dict[str, object] = {}  # group path -> opened zarr group
         self._warned: set[str] = set()
-        self._pending: dict[EmbeddingKey, CachedEmbedding] = {}
+        self._pending: dict[EmbeddingKey, Embedding] = {}
         self._queue: queue.Queue | None = None
         self.writes = self.reads = 0
         if write_behind:
@@ -128,7 +143,7 @@ class EmbeddingStore:
         return f"EmbeddingStore({str(self.root)!r}, dtype={self.dtype!r})"
 
     # --- the backing-store protocol ---------------------------------------------------------
-    def get(self, key: EmbeddingKey) -> CachedEmbedding | None:
+    def get(self, key: EmbeddingKey) -> Embedding | None:
         """The stored embedding of ``key`` (float32, on the CPU), or None."""
         with self._lock:
             pending = self._pending.get(key)
@@ -142,8 +157,10 @@ class EmbeddingStore:
             done, h, w, checksum = (int(v) for v in group["meta"][row, col])
             if done != 1:
                 return None  # never written, or interrupted before it was complete
-            features = np.asarray(group["features"][row, col])
-            if _checksum(features) != checksum:
+            about = dict(group.attrs.get("embedding", {}))
+            levels = [np.asarray(group[_level_name(i)][row, col])
+                      for i in range(int(about.get("levels", 1)))]
+            if _checksum(*levels) != checksum:
                 self._warn(key, "its stored embedding is corrupt (checksum mismatch)")
                 return None
         except Exception as exc:  # noqa: BLE001 - a cache never breaks segmentation
@@ -151,10 +168,11 @@ class EmbeddingStore:
             self._warn(key, f"it cannot be read ({type(exc).__name__}: {exc})")
             return None
         self.reads += 1
-        tensor = torch.from_numpy(features.astype(np.float32, copy=False))[None]
-        return CachedEmbedding(tensor, (h, w))
+        tensors = [torch.from_numpy(a.astype(np.float32, copy=False))[None] for a in levels]
+        return Embedding(tensors, (h, w), model=about.get("model", key.model.split("|")[0]),
+                         family=about.get("family", ""))
 
-    def put(self, key: EmbeddingKey, entry: CachedEmbedding) -> None:
+    def put(self, key: EmbeddingKey, entry: Embedding) -> None:
         """Write one embedding (now, or by the writer thread with ``write_behind``)."""
         if self._queue is None:
             self._write(key, entry)
@@ -219,9 +237,13 @@ class EmbeddingStore:
         settings = json.dumps([key.normalisation, grid])
         return self.root / _short_hash(key.model) / key.slice_digest / _short_hash(settings)
 
-    def signature(self, key: EmbeddingKey) -> dict:
+    def signature(self, key: EmbeddingKey, levels: int = 1) -> dict:
+        """What a group written for ``key`` (with ``levels`` feature levels) says it holds."""
+        return {"format": FORMAT if levels == 1 else MULTI_LEVEL_FORMAT, **self._identity(key)}
+
+    def _identity(self, key: EmbeddingKey) -> dict:
         _, _, grid = tile_position(key.tiling)
-        return {"format": FORMAT, "model": key.model, "slice_digest": key.slice_digest,
+        return {"model": key.model, "slice_digest": key.slice_digest,
                 "normalisation": json.loads(json.dumps(key.normalisation)), "tiling": grid}
 
     def _open(self, key: EmbeddingKey, quiet: bool = False):
@@ -238,7 +260,7 @@ class EmbeddingStore:
         group = zarr.open_group(str(path), mode="r+")
         stored = dict(group.attrs.get("signature", {}))
         stored.pop("dtype", None)
-        if stored != self.signature(key):
+        if stored.pop("format", None) not in READABLE_FORMATS or stored != self._identity(key):
             if not quiet:
                 self._warn(key, "the store entry was written for other data, model or settings")
             return None
@@ -247,32 +269,36 @@ class EmbeddingStore:
             self._groups[str(path)] = group
         return group
 
-    def _write(self, key: EmbeddingKey, entry: CachedEmbedding) -> None:
+    def _write(self, key: EmbeddingKey, entry: Embedding) -> None:
         try:
-            features = entry.features.detach().to("cpu", torch.float32).numpy()[0]
-            group = self._group_for_writing(key, features.shape)
-            features = features.astype(group["features"].dtype, copy=False)
+            levels = [level.detach().to("cpu", torch.float32).numpy()[0] for level in entry.levels]
+            group = self._group_for_writing(key, entry, [a.shape for a in levels])
+            levels = [a.astype(group["features"].dtype, copy=False) for a in levels]
             (_, _), (row, col), _ = tile_position(key.tiling)
-            group["features"][row, col] = features
+            for i, array in enumerate(levels):
+                group[_level_name(i)][row, col] = array
             # Marked complete only now that the features are on disk (see module docstring).
             h, w = entry.original_size
-            group["meta"][row, col] = np.array([1, h, w, _checksum(features)], np.int64)
+            group["meta"][row, col] = np.array([1, h, w, _checksum(*levels)], np.int64)
             self.writes += 1
         except Exception as exc:  # noqa: BLE001 - a full disk must not stop segmentation
             self._forget(key)
             self._warn(key, f"it could not be written ({type(exc).__name__}: {exc})", writing=True)
 
-    def _group_for_writing(self, key: EmbeddingKey, feature_shape: tuple):
+    def _group_for_writing(self, key: EmbeddingKey, entry: Embedding, shapes: list[tuple]):
         with self._lock:
             try:
                 group = self._open(key, quiet=True)
-            except Exception:  # noqa: BLE001 - unreadable metadata: rebuild below
-                group = None
-            if group is not None and group["features"].shape[2:] == feature_shape:
-                return group
-            return self._create(key, feature_shape)
+                stored = ([group[_level_name(i)].shape[2:] for i in range(len(shapes))]
+                          if group is not None else [])
+                if stored == [tuple(shape) for shape in shapes] and \
+                        int(group.attrs.get("embedding", {}).get("levels", 1)) == len(shapes):
+                    return group
+            except Exception:  # noqa: BLE001 - unreadable metadata or other levels: rebuild
+                pass
+            return self._create(key, entry, shapes)
 
-    def _create(self, key: EmbeddingKey, feature_shape: tuple):
+    def _create(self, key: EmbeddingKey, entry: Embedding, shapes: list[tuple]):
         import zarr
 
         path = self.group_path(key)
@@ -283,11 +309,14 @@ class EmbeddingStore:
         if "napari_segany_store" not in root.attrs:
             root.attrs["napari_segany_store"] = FORMAT
         parent = root.require_group(str(path.parent.relative_to(self.root).as_posix()))
-        signature = {**self.signature(key), "dtype": self.dtype}
-        group = parent.create_group(path.name, overwrite=True, attributes={"signature": signature})
+        signature = {**self.signature(key, len(shapes)), "dtype": self.dtype}
+        about = {"levels": len(shapes), "model": entry.model, "family": entry.family}
+        group = parent.create_group(path.name, overwrite=True,
+                                    attributes={"signature": signature, "embedding": about})
         (ny, nx), _, _ = tile_position(key.tiling)
-        group.create_array("features", shape=(ny, nx, *feature_shape), dtype=self.dtype,
-                           chunks=(1, 1, *feature_shape), fill_value=0)
+        for i, shape in enumerate(shapes):
+            group.create_array(_level_name(i), shape=(ny, nx, *shape), dtype=self.dtype,
+                               chunks=(1, 1, *shape), fill_value=0)
         group.create_array("meta", shape=(ny, nx, 4), dtype="int64", chunks=(1, 1, 4),
                            fill_value=0)
         self._groups[str(path)] = group

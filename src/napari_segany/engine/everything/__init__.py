@@ -5,18 +5,21 @@
 * ``fastsam``: FastSAM's instance masks in one pass.
 
 :func:`iter_segment_everything` is the generator form (yields Progress, returns the result)
-for workers; :func:`segment_everything` runs it to the end.
+for workers; :func:`segment_everything` runs it to the end.  Which model each method needs:
+:mod:`.methods`.  Large images: :mod:`.tiled` (tile by tile, merged across tiles).  Every
+plane of a stack, tiled or not: :func:`iter_segment_stack` (:mod:`.stack`).
 """
 from __future__ import annotations
 
 from ..progress import Job, Progress, run
+from .methods import DETECTOR_NAME, METHODS, check_method, check_network
 from .result import EverythingResult, Record
+from .stack import iter_segment_stack, segment_stack
 from .tiled import iter_segment_everything_tiled, segment_everything_tiled
 
 __all__ = ["segment_everything", "iter_segment_everything", "EverythingResult", "Record", "METHODS",
-           "segment_everything_tiled", "iter_segment_everything_tiled"]
-
-METHODS = ("grid", "object_aware", "fastsam")
+           "segment_everything_tiled", "iter_segment_everything_tiled", "segment_stack",
+           "iter_segment_stack"]
 
 
 def segment_everything(image, model, method: str = "grid", detector=None, contrast_limits=None,
@@ -31,7 +34,8 @@ def segment_everything(image, model, method: str = "grid", detector=None, contra
         detector: object_aware only: the loaded MobileSAMv2 detector, its registry name, or a
             path to ObjectAwareModel.pt.
         contrast_limits: (lo, hi) intensity mapping for non-uint8 images.
-        embedding: the image embedding of ``model`` for this image, if already computed.
+        embedding: the image embedding of ``model`` for this image, if already computed (an
+            ``Embedding``, or its (1, C, h, w) tensor).
         callback: called with each Progress; return False to cancel (raises Cancelled).
         **params: method parameters (GridParams, ObjectAwareParams or FastSAM's conf/iou/...).
 
@@ -46,8 +50,7 @@ def iter_segment_everything(image, model, method: str = "grid", detector=None,
                             contrast_limits=None, embedding=None, **params) -> Job[EverythingResult]:
     from ..images import to_uint8_rgb
 
-    if method not in METHODS:
-        raise ValueError(f"Unknown method {method!r}: choose one of {', '.join(METHODS)}.")
+    check_method(method)
     rgb = to_uint8_rgb(image, contrast_limits)
     model = _as_model(model)
     if method == "fastsam":
@@ -57,7 +60,7 @@ def iter_segment_everything(image, model, method: str = "grid", detector=None,
     from ..interactive import Predictor
     from .result import records_from_candidates
 
-    check_promptable(model, method)
+    check_network(method, model)
     predictor = Predictor(model)
     if method == "grid":
         data, n_prompts = yield from _grid(predictor, rgb, embedding, params)
@@ -90,18 +93,6 @@ def _object_aware(predictor, rgb, detector, embedding, params):
     return (yield from iter_object_aware(predictor, rgb, _as_detector(detector), p, embedding))
 
 
-def check_promptable(model, method: str) -> None:
-    """Raise CheckpointError unless ``model`` has the promptable contract (encode + decode)."""
-    if callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None)):
-        return
-    from ..errors import CheckpointError
-    from .fastsam_method import describe_network
-
-    raise CheckpointError(
-        f"method={method!r} needs a promptable model (mobile_sam, sam_vit_*, efficient_sam_*); "
-        f"{describe_network(model)} is not one. FastSAM networks go with method='fastsam'.")
-
-
 def _as_model(model):
     if isinstance(model, str):
         from ..weights import load_model
@@ -117,5 +108,5 @@ def _as_detector(detector):
 
         if isinstance(detector, str) and detector in REGISTRY:
             return load_model(detector)
-        return load_model("mobilesamv2_objectaware", checkpoint=detector)
+        return load_model(DETECTOR_NAME, checkpoint=detector)
     return detector

@@ -9,32 +9,26 @@ No prompt is decoded (``n_prompts`` 0).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
+from ..detection import DetectionParams
 from ..progress import Job, Progress
 from .masks import CompactMask
+from .methods import checked_params
 from .result import EverythingResult, Record
 
 
 @dataclass
-class FastSAMParams:
+class FastSAMParams(DetectionParams):
     """FastSAM's ``everything`` parameters, with the official defaults."""
 
-    conf: float = 0.4
-    iou: float = 0.9
-    imgsz: int = 1024
-    max_det: int = 300
     retina_masks: bool = True
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> "FastSAMParams":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(kwargs) - names)
-        if unknown:
-            raise ValueError(f"Unknown fastsam parameters {unknown}; known: {sorted(names)}.")
-        return cls(**kwargs)
+        return checked_params(cls, "fastsam", kwargs)
 
 
 def iter_fastsam(rgb: np.ndarray, model, **params) -> Job[EverythingResult]:
@@ -44,6 +38,8 @@ def iter_fastsam(rgb: np.ndarray, model, **params) -> Job[EverythingResult]:
     interrupted: cancelling takes effect before it or right after it.
     """
     from ..detection import fastsam_everything
+
+    from .methods import check_fastsam_network
 
     p = FastSAMParams.from_kwargs(**params)
     check_fastsam_network(model)
@@ -79,30 +75,3 @@ def records_from_fastsam(found) -> list[Record]:
         }
         records.append(Record(mask, fields_))
     return records
-
-
-def check_fastsam_network(model) -> None:
-    """Raise CheckpointError unless ``model`` is a FastSAM network (a YOLOv8-seg with mask
-    prototypes), naming what it is instead."""
-    from ..errors import CheckpointError
-
-    head = getattr(model, "head", None)
-    if getattr(head, "has_proto", False):
-        return
-    what = describe_network(model)
-    needs = ("method='fastsam' needs a FastSAM network (FastSAM-s.pt or FastSAM-x.pt, "
-             "load_model('fastsam_s'))")
-    if head is not None:  # a YOLOv8 without prototypes: MobileSAMv2's detector
-        raise CheckpointError(
-            f"{needs}; {what} is a box detector without mask prototypes (MobileSAMv2's "
-            "ObjectAwareModel.pt?), which is the object-aware method's detector.")
-    raise CheckpointError(
-        f"{needs}; {what} is not one. Promptable models (mobile_sam, sam_vit_*, "
-        "efficient_sam_*) go with method='grid' or 'object_aware'.")
-
-
-def describe_network(model) -> str:
-    """'<model name> from <file>' for messages (what load_model recorded), else the class name."""
-    name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
-    source = getattr(model, "checkpoint_path", None)
-    return f"{name} (from {source})" if source else name

@@ -13,17 +13,18 @@ Same algorithm and parameters as ``SamAutomaticMaskGenerator``; the differences 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from itertools import product
 
 import numpy as np
 import torch
 
-from ..detection import batched_nms
-from ..detection.boxes import box_area
+from ..detection.boxes import batched_nms, box_area
+from ..embeddings import Embedding
 from ..interactive import Predictor
 from ..progress import Job, Progress
 from .candidates import Candidates
+from .methods import checked_params
 from .parallel import decode_workers, ordered_map
 from .upsample import candidates_from_lowres
 
@@ -48,11 +49,7 @@ class GridParams:
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> "GridParams":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(kwargs) - names)
-        if unknown:
-            raise ValueError(f"Unknown grid parameters {unknown}; known: {sorted(names)}.")
-        params = cls(**kwargs)
+        params = checked_params(cls, "grid", kwargs)
         if params.points_per_side < 1 or params.points_per_batch < 1:
             raise ValueError("points_per_side and points_per_batch must be at least 1.")
         if params.decode_workers is not None and params.decode_workers < 1:
@@ -90,7 +87,8 @@ def generate_crop_boxes(im_size: tuple[int, int], n_layers: int, overlap_ratio: 
 
 
 def iter_grid(predictor: Predictor, rgb: np.ndarray, params: GridParams,
-              embedding: torch.Tensor | None = None) -> Job[tuple[Candidates, int]]:
+              embedding: Embedding | torch.Tensor | None = None
+              ) -> Job[tuple[Candidates, int]]:
     """Generator: yields Progress, returns (kept Candidates in image coordinates, prompts decoded).
 
     ``embedding`` of the whole image may be given (e.g. from the cache) to skip its encoder run.
@@ -108,7 +106,7 @@ def iter_grid(predictor: Predictor, rgb: np.ndarray, params: GridParams,
         if embedding is not None and crop.shape[:2] == rgb.shape[:2]:
             predictor.set_embedding(embedding, crop.shape[:2])
         else:
-            predictor.set_embedding(predictor.encode(crop), crop.shape[:2])
+            predictor.set_embedding(predictor.encode(crop))
         done += 1
         points = grids[layer] * np.array(crop.shape[:2])[None, ::-1]
         batches = []
@@ -147,8 +145,7 @@ def _process_batch(predictor: Predictor, points: np.ndarray, crop_box, orig_size
     coords = torch.as_tensor(predictor.transform.apply_coords(points, crop_size))  # float64, as SAM
     labels = torch.ones(len(points), 1, dtype=torch.int64)
     with torch.inference_mode():
-        low_res, iou = predictor.model.decode(predictor.features, point_coords=coords[:, None, :],
-                                              point_labels=labels, multimask_output=True)
+        low_res, iou = predictor.decode_batch(coords[:, None, :], labels, multimask_output=True)
     n_masks = low_res.shape[1]
     low_res, iou = low_res.flatten(0, 1), iou.flatten(0, 1)
     point_rows = np.repeat(points, n_masks, axis=0)

@@ -14,25 +14,26 @@ cancel take effect sooner, for ~250 MB more at the peak (two batches in flight).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ..detection import nms
+from ..detection import DetectionParams, nms
+from ..embeddings import Embedding
 from ..interactive import Predictor
 from ..progress import Job, Progress
 from .candidates import Candidates
+from .methods import checked_params
 from .parallel import decode_workers, ordered_map
 from .upsample import candidates_from_lowres
 
 
 @dataclass
-class ObjectAwareParams:
-    conf: float = 0.4
-    iou: float = 0.9
-    imgsz: int = 1024
-    max_det: int = 300
+class ObjectAwareParams(DetectionParams):
+    """MobileSAMv2's parameters: the detector's (``conf``, ``iou``, ``imgsz``, ``max_det``),
+    then the box prompts' batches and the optional filters."""
+
     points_per_batch: int = 64  # boxes per batch (MobileSAMv2: 320; same results)
     pred_iou_thresh: float = 0.0  # 0 = off (MobileSAMv2)
     stability_score_thresh: float = 0.0  # 0 = off
@@ -43,17 +44,15 @@ class ObjectAwareParams:
 
     @classmethod
     def from_kwargs(cls, **kwargs) -> "ObjectAwareParams":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(kwargs) - names)
-        if unknown:
-            raise ValueError(f"Unknown object_aware parameters {unknown}; known: {sorted(names)}.")
-        return cls(**kwargs)
+        return checked_params(cls, "object_aware", kwargs)
 
 
 def iter_object_aware(predictor: Predictor, rgb: np.ndarray, detector, params: ObjectAwareParams,
-                      embedding: torch.Tensor | None = None) -> Job[tuple[Candidates, int]]:
+                      embedding: Embedding | torch.Tensor | None = None
+                      ) -> Job[tuple[Candidates, int]]:
     """Generator: yields Progress, returns (Candidates in detector order, boxes decoded)."""
     from ..detection import detect_objects
+    from .methods import check_detector
 
     check_detector(detector)
     yield Progress(0, 3, "detecting objects")
@@ -78,31 +77,11 @@ def iter_object_aware(predictor: Predictor, rgb: np.ndarray, detector, params: O
     return data, len(boxes)
 
 
-def check_detector(detector) -> None:
-    """Raise CheckpointError unless ``detector`` is a box detector (MobileSAMv2's
-    object-aware YOLOv8).  A FastSAM network would run, but its boxes are not what the
-    method was designed with: refuse it rather than silently give other results."""
-    from ..errors import CheckpointError
-    from .fastsam_method import describe_network
-
-    head = getattr(detector, "head", None)
-    if head is None:
-        raise CheckpointError(
-            f"{describe_network(detector)} is not an object detector: the object-aware method "
-            "needs MobileSAMv2's ObjectAwareModel.pt as its detector.")
-    if getattr(head, "has_proto", False):
-        raise CheckpointError(
-            f"{describe_network(detector)} is a FastSAM network (it has mask prototypes), not "
-            "MobileSAMv2's detector ObjectAwareModel.pt: run it with the FastSAM method, or "
-            "give ObjectAwareModel.pt as the detector.")
-
-
 def _decode_boxes(predictor: Predictor, boxes: np.ndarray, params: ObjectAwareParams) -> Candidates:
     boxes_model = torch.as_tensor(predictor.transform.apply_boxes(boxes, predictor.original_size))
     multimask = predictor.spec.single_mask_from_multimask
     with torch.inference_mode():
-        low_res, iou = predictor.model.decode(predictor.features, boxes=boxes_model,
-                                              multimask_output=multimask)
+        low_res, iou = predictor.decode_batch(boxes=boxes_model, multimask_output=multimask)
     best = iou.argmax(dim=1)  # 0 when there is one candidate per prompt
     rows = torch.arange(len(iou))
     low_res, iou = low_res[rows, best], iou[rows, best]

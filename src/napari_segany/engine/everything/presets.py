@@ -23,11 +23,6 @@ from dataclasses import asdict, dataclass
 
 from .result import EverythingResult
 
-#: What each method needs loaded; the registry name the GUI and CLI propose first.
-DEFAULT_MODEL = {"grid": "mobile_sam", "object_aware": "mobile_sam", "fastsam": "fastsam_s"}
-DETECTOR_NAME = "mobilesamv2_objectaware"
-
-
 @dataclass
 class FilterSettings:
     """Post-filters; None switches one off.  Areas in pixels of the 2D image."""

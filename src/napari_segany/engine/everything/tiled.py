@@ -25,10 +25,11 @@ from typing import Callable
 
 import numpy as np
 
-from ..images import to_uint8_rgb
+from ...models.registry import PROMPTABLE
+from ..images import auto_contrast, to_uint8_rgb
 from ..progress import Job, Progress, nested, run
-from ..tiling import TileGrid, model_input_size
-from ..tiling.settings import default_halo
+from ..tiling import TiledPredictor, TilingSettings, model_input_size
+from .methods import METHOD_TASK, check_method
 from .result import EverythingResult
 from .tile_merge import DEFAULT_MERGE_IOU, _Piece, merge_pieces
 
@@ -46,31 +47,29 @@ def iter_segment_everything_tiled(
         image, model, method: str = "grid", detector=None, contrast_limits=None,
         tile: int | None = None, halo: int | None = None, cache=None, store=None,
         merge_iou: float = DEFAULT_MERGE_IOU, edge_tolerance: int = DEFAULT_EDGE_TOLERANCE,
-        tile_runner: Callable | None = None, **params) -> Job[EverythingResult]:
+        tile_runner: Callable | None = None, digest: str | None = None, normalisation=None,
+        **params) -> Job[EverythingResult]:
     """Generator: every object of a large 2D image (H, W[, C]), tile by tile; yields Progress,
     returns an :class:`EverythingResult` in image coordinates.
 
     ``tile`` defaults to the model input (1024), ``halo`` to tile / 8; ``cache``/``store``
-    hold tile embeddings (see :class:`~..tiling.TiledPredictor`); ``params`` go to
-    the method.
+    hold tile embeddings (see :class:`~..tiling.TiledPredictor`), under keys naming the image
+    by ``digest`` / ``normalisation`` when given (see ``TiledPredictor.set_image``);
+    ``params`` go to the method.
     ``tile_runner(rgb, embedding) -> Job[EverythingResult]`` replaces the method (tests).
     """
     from . import _as_model, iter_segment_everything
 
-    model = _as_model(model) if isinstance(model, str) else model
+    check_method(method)
+    model = _as_model(model)
     tiled = None
-    if method != "fastsam" and tile_runner is None:
-        from ..tiling import TiledPredictor
-
+    if METHOD_TASK[method] == PROMPTABLE and tile_runner is None:
         tiled = TiledPredictor(model, tile, halo, cache=cache, store=store)
-        tiled.set_image(image, contrast_limits)
+        tiled.set_image(image, contrast_limits, digest=digest, normalisation=normalisation)
         grid, contrast = tiled.grid, tiled.contrast
-    else:
-        from ..tiling.predictor import _auto_contrast
-
-        size = tile or model_input_size(model)
-        grid = TileGrid(image.shape[:2], size, default_halo(size) if halo is None else halo)
-        contrast = _auto_contrast(image) if contrast_limits is None else contrast_limits
+    else:  # FastSAM letterboxes each window itself: no embeddings to keep
+        grid = TilingSettings(tile, halo).grid(image.shape[:2], model_input_size(model))
+        contrast = auto_contrast(image) if contrast_limits is None else contrast_limits
     if tile_runner is None:
         def tile_runner(rgb, embedding):
             return iter_segment_everything(rgb, model, method, detector, None, embedding, **params)
@@ -80,7 +79,7 @@ def iter_segment_everything_tiled(
         y0, y1, x0, x1 = window = grid.window(row, col)
         if tiled is not None:
             rgb = tiled.tile_rgb(row, col)
-            embedding = tiled.tile_embedding(row, col).features
+            embedding = tiled.tile_embedding(row, col)
         else:
             rgb, embedding = to_uint8_rgb(np.asarray(image[y0:y1, x0:x1]), contrast), None
         prefix = f"tile {k + 1}/{len(grid)}: "

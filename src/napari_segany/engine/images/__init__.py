@@ -8,8 +8,8 @@
 """
 from __future__ import annotations
 
-from .intensity import to_uint8_rgb, validate_image
+from .intensity import auto_contrast, to_uint8_rgb, validate_image
 from .io import PlaneLayout, list_images, plane_layout, read_image, write_labels
 
-__all__ = ["PlaneLayout", "list_images", "plane_layout", "read_image", "to_uint8_rgb",
+__all__ = ["PlaneLayout", "auto_contrast", "list_images", "plane_layout", "read_image", "to_uint8_rgb",
            "validate_image", "write_labels"]

@@ -67,3 +67,14 @@ def _stretch(image: np.ndarray, lo: float, hi: float) -> np.ndarray:
         return np.zeros(image.shape, np.uint8)
     out = (image.astype(np.float32) - np.float32(lo)) * np.float32(255.0 / (hi - lo))
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def auto_contrast(image, max_pixels: int = 4_000_000) -> tuple[float, float] | None:
+    """The automatic mapping of a large image, shared by all its windows: None for uint8 and
+    bool (used as is), else the 0.5/99.5 percentiles of about ``max_pixels`` sampled pixels."""
+    if image.dtype in (np.uint8, np.bool_):
+        return None
+    step = max(1, int(np.sqrt(image.shape[0] * image.shape[1] / max_pixels)))
+    sample = np.asarray(image[::step, ::step])
+    lo, hi = np.percentile(sample, DEFAULT_PERCENTILES)
+    return float(lo), float(hi)

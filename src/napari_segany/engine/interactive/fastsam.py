@@ -10,9 +10,13 @@ like one), then
   added to a box object then edit that mask with the point rule (our extension: the official
   code takes boxes and points separately).
 
-There is one candidate per object and no mask prompt.  Coordinates: x, y original pixels.
+There is one candidate per object and no mask prompt: :class:`FastSAMPredictor` implements
+the promptable-predictor interface (:mod:`.protocol`), so the one
+:class:`~.session.InteractiveSession` drives it.  Coordinates: x, y original pixels.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -20,21 +24,31 @@ import torch
 from ..detection import FastSAMResult, fastsam_everything
 from ..detection.fastsam import fastsam_point_prompt, select_by_box
 from ..errors import PromptError
-from .masks import ObjectMask, crop_to_bbox
-from .objects import ObjectPrompt
-from .session import InteractiveSession, _ObjectState
+from .masks import BBox, crop_to_bbox
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The mask the prompts of one object select (full size), and its FastSAM score."""
+
+    mask: np.ndarray  # (H, W) bool
+    score: float
+
+    @property
+    def scores(self) -> np.ndarray:
+        return np.array([self.score], dtype=np.float32)
 
 
 class FastSAMPredictor:
-    """The part of :class:`~.predictor.Predictor`'s interface the widget
-    uses, for a FastSAM model: ``encode`` runs FastSAM's everything pass."""
+    """A promptable predictor for FastSAM: :meth:`encode` runs FastSAM's everything pass (the
+    slice's cache entry, a :class:`FastSAMResult`), prompts select among its masks."""
 
     def __init__(self, model, conf: float = 0.4, iou: float = 0.9, imgsz: int = 1024,
                  max_det: int = 300):
         self.model = model
         self.spec = model.spec
         self.params = {"conf": conf, "iou": iou, "imgsz": imgsz, "max_det": max_det}
-        self.features: FastSAMResult | None = None
+        self.result: FastSAMResult | None = None
         self.original_size: tuple[int, int] | None = None
 
     @property
@@ -43,22 +57,35 @@ class FastSAMPredictor:
 
     @property
     def is_image_set(self) -> bool:
-        return self.features is not None
+        return self.result is not None
 
     def encode(self, rgb: np.ndarray) -> FastSAMResult:
-        """(H, W, 3) uint8 RGB -> every object FastSAM finds (the slice's 'embedding')."""
+        """(H, W, 3) uint8 RGB -> every object FastSAM finds (the slice's cache entry)."""
         with torch.inference_mode():
             return fastsam_everything(rgb, self.model, **self.params)
 
-    def set_embedding(self, features: FastSAMResult, original_size) -> None:
-        self.features = features
-        self.original_size = (int(original_size[0]), int(original_size[1]))
+    def set_embedding(self, result: FastSAMResult) -> None:
+        """Select among the objects of ``result`` (what :meth:`encode` returned)."""
+        self.result = result
+        self.original_size = tuple(result.original_size)
+
+    # --- the promptable-predictor interface ---------------------------------------------------
+    def decode(self, point_coords=None, point_labels=None, box=None, multimask_output=True,
+               previous=None, candidate: int = 0) -> Selection:
+        """The selection of one object's prompts (one candidate; no refinement)."""
+        has_points = point_coords is not None and len(point_coords) > 0
+        mask = self.select(point_coords if has_points else None,
+                           point_labels if has_points else None, box)
+        return Selection(mask, self._score_of(mask))
+
+    def mask(self, decoded: Selection, candidate: int = 0) -> tuple[BBox | None, np.ndarray]:
+        return crop_to_bbox(decoded.mask)
 
     def select(self, points_xy, labels, box) -> np.ndarray:
         """(H, W) bool mask picked by the prompts (module docstring rule)."""
-        if self.features is None:
+        if self.result is None:
             raise RuntimeError("No image is set: segment the slice first.")
-        result = self.features
+        result = self.result
         if not len(result):
             raise PromptError("FastSAM found no objects on this slice: nothing to select. "
                               "Try a lower confidence, or a SAM-family model.")
@@ -74,29 +101,9 @@ class FastSAMPredictor:
             raise PromptError("Give at least one point or a box to segment.")
         return mask
 
-
-class FastSAMSession(InteractiveSession):
-    """Objects on one slice, each the FastSAM mask its prompts select (one candidate)."""
-
-    def __init__(self, predictor: FastSAMPredictor):
-        super().__init__(predictor, multimask=False, refine_with_mask=False)
-
-    def _decode(self, prompt: ObjectPrompt, previous: _ObjectState | None) -> _ObjectState:
-        has_points = len(prompt.labels) > 0
-        mask = self.predictor.select(prompt.points_xy if has_points else None,
-                                     prompt.labels if has_points else None, prompt.box)
-        score = self._score_of(mask)
-        state = _ObjectState(prompt, mask, np.array([score], dtype=np.float32))
-        state.mask = self._upsample(state)
-        return state
-
-    def _upsample(self, state: _ObjectState) -> ObjectMask:
-        bbox, crop = crop_to_bbox(state.low_res)  # low_res holds the full-size selection
-        return ObjectMask(state.prompt.key, bbox, crop, float(state.scores[0]), 0, 1)
-
     def _score_of(self, mask: np.ndarray) -> float:
         """The FastSAM score of the best-covered selected object (for display)."""
-        result = self.predictor.features
+        result = self.result
         bbox, _ = crop_to_bbox(mask)
         if bbox is None:
             return 0.0

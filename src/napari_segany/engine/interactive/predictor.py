@@ -5,17 +5,39 @@ SamPredictor (napari's row/col points convert with :func:`napari_segany.engine.i
 Boxes are ``x0, y0, x1, y1``.
 
 For interactive use, :meth:`Predictor.decode_lowres` + :meth:`Predictor.upsample` decode the
-prompts and upsample only the mask that will be shown, instead of all three candidates.
+prompts and upsample only the mask that will be shown, instead of all three candidates;
+:meth:`Predictor.decode` + :meth:`Predictor.mask` are the same as the promptable-predictor
+interface (:mod:`.protocol`) the session and the widgets use.
+
+The image embedding is an :class:`~..embeddings.Embedding` (one or several feature levels);
+:meth:`Predictor.encode` computes one without changing the predictor, so that a worker can
+compute it and a cache keep it.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ..embeddings import Embedding
 from ..errors import PromptError
 from ..images import to_uint8_rgb
+from .masks import BBox, crop_to_bbox
 from .prompts import check_box, check_points
 from .transforms import transform_for
+
+
+@dataclass(frozen=True)
+class Logits:
+    """The decode of one prompt set: low-res logits (1, M, h, w) and predicted IoUs (1, M)."""
+
+    low_res: torch.Tensor
+    iou: torch.Tensor
+
+    @property
+    def scores(self) -> np.ndarray:
+        return self.iou[0].float().cpu().numpy()
 
 
 class Predictor:
@@ -48,25 +70,35 @@ class Predictor:
             rgb = np.ascontiguousarray(rgb[..., ::-1])
         self.set_embedding(self.encode(rgb), rgb.shape[:2])
 
-    def encode(self, rgb: np.ndarray) -> torch.Tensor:
-        """(H, W, 3) uint8 RGB -> (1, C, h, w) image embedding (no state is changed)."""
+    def encode(self, rgb: np.ndarray) -> Embedding:
+        """(H, W, 3) uint8 RGB -> its :class:`Embedding` (no state is changed)."""
         x, _ = self.transform.to_model_input(rgb, self.device)
         with torch.inference_mode():
-            return self.model.encode(x)
+            features = self.model.encode(x)  # a tensor, or one per level (SAM 2)
+        size = rgb.shape[:2]
+        return Embedding(features, size, self.transform.input_size(size), self.spec.name,
+                         self.spec.family)
 
-    def set_embedding(self, features: torch.Tensor, original_size: tuple[int, int]) -> None:
-        """Use a precomputed embedding (e.g. from the cache) for an image of ``original_size``."""
-        self.features = features.to(self.device)
-        self.original_size = (int(original_size[0]), int(original_size[1]))
-        self.input_size = self.transform.input_size(self.original_size)
+    def set_embedding(self, embedding: Embedding | torch.Tensor, original_size=None) -> None:
+        """Decode against a precomputed embedding (e.g. from a cache): an :class:`Embedding`,
+        or a (1, C, h, w) tensor with the ``original_size`` (H, W) of its image."""
+        if not isinstance(embedding, Embedding):
+            if original_size is None:
+                raise ValueError("set_embedding(tensor, original_size): give the image size.")
+            embedding = Embedding(embedding, original_size)
+        self.embedding = embedding.to(self.device)
+        self.features = self.embedding.features
+        self.original_size = self.embedding.original_size
+        self.input_size = self.embedding.input_size or self.transform.input_size(self.original_size)
         self.is_image_set = True
 
     def get_image_embedding(self) -> torch.Tensor:
-        """The (1, C, h, w) embedding of the current image."""
+        """The (1, C, h, w) embedding of the current image (its main level)."""
         self._require_image()
         return self.features
 
     def reset_image(self) -> None:
+        self.embedding = None
         self.features = None
         self.original_size = None
         self.input_size = None
@@ -83,6 +115,24 @@ class Predictor:
         return self.transform.apply_boxes(boxes, self.original_size)
 
     # --- decoding -----------------------------------------------------------------------------
+    def decode(self, point_coords=None, point_labels=None, box=None,
+               multimask_output: bool = True, previous: Logits | None = None,
+               candidate: int = 0) -> Logits:
+        """One object's prompts -> its candidates (the promptable-predictor interface).
+
+        ``previous``/``candidate``: feed that candidate's low-res logits back as
+        ``mask_input`` (SAM's refinement), where the model takes a mask prompt."""
+        mask_input = None
+        if previous is not None and self.spec.supports_mask_input:
+            mask_input = previous.low_res[0, min(candidate, previous.low_res.shape[1] - 1)]
+        return Logits(*self.decode_lowres(point_coords, point_labels, box, mask_input,
+                                          multimask_output))
+
+    def mask(self, decoded: Logits, candidate: int = 0) -> tuple[BBox | None, np.ndarray]:
+        """Candidate ``candidate`` at the image size, as (bounding box, bool crop)."""
+        low = decoded.low_res[:, candidate:candidate + 1]
+        return crop_to_bbox(self.upsample(low)[0, 0].cpu().numpy())
+
     def predict(self, point_coords=None, point_labels=None, box=None, mask_input=None,
                 multimask_output: bool = True, return_logits: bool = False):
         """Decode one prompt set. Returns numpy ``(masks (C, H, W), scores (C,), low_res (C, h, w))``.
@@ -109,7 +159,7 @@ class Predictor:
             box_t = self._tensor(self.transform.apply_boxes(box, self.original_size))
         if mask_input is not None:
             mask_t = self._mask_input(mask_input)
-        return self._decode(coords_t, labels_t, box_t, mask_t, multimask_output)
+        return self.decode_batch(coords_t, labels_t, box_t, mask_t, multimask_output)
 
     def predict_torch(self, point_coords, point_labels, boxes=None, mask_input=None,
                       multimask_output: bool = True, return_logits: bool = False):
@@ -121,7 +171,8 @@ class Predictor:
         self._require_image()
         if mask_input is not None and not self.spec.supports_mask_input:
             raise PromptError(f"{self.spec.name} takes no mask prompt (mask_input); leave it None.")
-        low_res, iou = self._decode(point_coords, point_labels, boxes, mask_input, multimask_output)
+        low_res, iou = self.decode_batch(point_coords, point_labels, boxes, mask_input,
+                                         multimask_output)
         return self.upsample(low_res, return_logits=return_logits), iou, low_res
 
     def upsample(self, low_res: torch.Tensor, return_logits: bool = False) -> torch.Tensor:
@@ -134,10 +185,16 @@ class Predictor:
         logits = logits.reshape(*shape[:-2], *logits.shape[-2:])
         return logits if return_logits else logits > self.model.mask_threshold
 
-    def _decode(self, coords, labels, boxes, mask_input, multimask_output):
+    def decode_batch(self, point_coords=None, point_labels=None, boxes=None, mask_input=None,
+                     multimask_output: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder on prompts already in the model-input frame (B prompt sets at once, as
+        everything mode sends them): (B, M, h, w) low-res logits, (B, M) IoU predictions."""
+        self._require_image()
+        levels = self.embedding.levels
+        features = levels[0] if len(levels) == 1 else levels  # multi-level models take all
         with torch.inference_mode():
             return self.model.decode(
-                self.features, point_coords=coords, point_labels=labels, boxes=boxes,
+                features, point_coords=point_coords, point_labels=point_labels, boxes=boxes,
                 mask_input=mask_input, multimask_output=multimask_output,
             )
 

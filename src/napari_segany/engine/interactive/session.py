@@ -16,14 +16,15 @@ from typing import Sequence
 
 import numpy as np
 
-from .masks import ObjectMask, crop_to_bbox
+from .masks import ObjectMask
 from .objects import ObjectPrompt
+from .protocol import Decoded, PromptablePredictor
 
 
 @dataclass
 class _ObjectState:
     prompt: ObjectPrompt
-    low_res: object  # torch (1, M, h, w) logits of every candidate
+    decoded: Decoded  # every candidate, as the predictor keeps them (e.g. low-res logits)
     scores: np.ndarray  # (M,)
     choice: int | None = None  # the user's candidate; None = best score
     mask: ObjectMask | None = None
@@ -42,7 +43,8 @@ class DecodeResult:
 
 
 class InteractiveSession:
-    """The objects being segmented on one embedded slice.
+    """The objects being segmented on one embedded slice, with any promptable predictor
+    (:class:`~.protocol.PromptablePredictor`: one image, a tiled image, FastSAM's selection).
 
     ``multimask``: ``"auto"`` (three candidates for a single click or a lone box, where the
     prompt is ambiguous; one mask once more prompts disambiguate, as SAM recommends),
@@ -51,7 +53,8 @@ class InteractiveSession:
     added to an object (SAM's iterative refinement); ignored by models without mask prompts.
     """
 
-    def __init__(self, predictor, multimask: str | bool = "auto", refine_with_mask: bool = True):
+    def __init__(self, predictor: PromptablePredictor, multimask: str | bool = "auto",
+                 refine_with_mask: bool = True):
         self.predictor = predictor
         self.multimask = multimask
         self.refine_with_mask = refine_with_mask
@@ -119,21 +122,21 @@ class InteractiveSession:
                 and self.predictor.spec.supports_mask_input and prompt.extends(previous.prompt))
 
     def _decode(self, prompt: ObjectPrompt, previous: _ObjectState | None) -> _ObjectState:
-        mask_input = None
+        feedback, candidate = None, 0
         if self._feeds_back(prompt, previous):
-            # Feed back the logits the user saw: SAM's iterative refinement.
-            mask_input = previous.low_res[0, previous.shown]
+            # Refine what the user saw: SAM's iterative refinement (mask_input).
+            feedback, candidate = previous.decoded, previous.shown
         points = prompt.points_xy if len(prompt.labels) else None
         labels = prompt.labels if len(prompt.labels) else None
-        low_res, iou = self.predictor.decode_lowres(
-            points, labels, prompt.box, mask_input, self._multimask_for(prompt))
-        state = _ObjectState(prompt, low_res, iou[0].float().cpu().numpy())
+        decoded = self.predictor.decode(points, labels, prompt.box, self._multimask_for(prompt),
+                                        previous=feedback, candidate=candidate)
+        state = _ObjectState(prompt, decoded, np.asarray(decoded.scores, np.float32))
         state.mask = self._upsample(state)
         return state
 
     def _upsample(self, state: _ObjectState) -> ObjectMask:
+        """The shown candidate only, as a bounding box and the crop inside it."""
         index = state.shown
-        full = self.predictor.upsample(state.low_res[:, index:index + 1])[0, 0].cpu().numpy()
-        bbox, crop = crop_to_bbox(full)
+        bbox, crop = self.predictor.mask(state.decoded, index)
         return ObjectMask(state.prompt.key, bbox, crop, float(state.scores[index]), index,
                           len(state.scores))

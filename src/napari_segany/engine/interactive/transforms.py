@@ -10,6 +10,11 @@ Two families of geometry:
   ``S x S`` (aspect not kept, no padding), normalise with ImageNet mean/std.  Masks: bicubic
   straight from the low-res logits to the original size.
 
+The *prompt frame* (``ModelSpec.input_size``, SAM: 1024) is what prompts, low-res masks and
+their post-processing refer to; the encoder may take a smaller image
+(``ModelSpec.encoder_input_size``, EfficientViT-SAM: 512 px in a 1024-px frame): the image
+is then resized for the encoder only, and the frame stays as it is.
+
 All coordinates here are x, y (SAM convention); shapes are (H, W).
 """
 from __future__ import annotations
@@ -25,8 +30,10 @@ from ...models.registry import ModelSpec
 class LongestSideTransform:
     """SAM's ResizeLongestSide + normalise + pad."""
 
-    def __init__(self, target_length: int, pixel_mean, pixel_std):
-        self.target_length = int(target_length)
+    def __init__(self, target_length: int, pixel_mean, pixel_std,
+                 encoder_length: int | None = None):
+        self.target_length = int(target_length)  # the prompt frame
+        self.encoder_length = int(encoder_length or target_length)  # the encoder's input
         self.pixel_mean = torch.tensor(pixel_mean, dtype=torch.float32).view(-1, 1, 1)
         self.pixel_std = torch.tensor(pixel_std, dtype=torch.float32).view(-1, 1, 1)
 
@@ -40,19 +47,21 @@ class LongestSideTransform:
         return self.get_preprocess_shape(*original_size, self.target_length)
 
     def apply_image(self, image: np.ndarray) -> np.ndarray:
-        """(H, W, 3) uint8 -> (newh, neww, 3) uint8, PIL bilinear as SAM's set_image."""
-        newh, neww = self.input_size(image.shape[:2])
+        """(H, W, 3) uint8 -> (newh, neww, 3) uint8 for the encoder, PIL bilinear as SAM's
+        set_image (longest side: the encoder's input)."""
+        newh, neww = self.get_preprocess_shape(*image.shape[:2], self.encoder_length)
         if (newh, neww) == image.shape[:2]:
             return image
         return np.array(Image.fromarray(image).resize((neww, newh), Image.BILINEAR))
 
     def to_model_input(self, image: np.ndarray, device=None) -> tuple[torch.Tensor, tuple[int, int]]:
-        """(H, W, 3) uint8 RGB -> ((1, 3, S, S) float32 normalised and padded, (newh, neww))."""
+        """(H, W, 3) uint8 RGB -> ((1, 3, E, E) float32 normalised and padded, (newh, neww)),
+        E the encoder's input side."""
         resized = self.apply_image(image)
         x = torch.from_numpy(np.ascontiguousarray(resized)).permute(2, 0, 1).float()
         x = (x - self.pixel_mean) / self.pixel_std
         h, w = x.shape[-2:]
-        x = F.pad(x, (0, self.target_length - w, 0, self.target_length - h))
+        x = F.pad(x, (0, self.encoder_length - w, 0, self.encoder_length - h))
         return x[None].to(device) if device is not None else x[None], (h, w)
 
     def apply_coords(self, coords: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
@@ -99,7 +108,7 @@ class StretchTransform(LongestSideTransform):
 
     def to_model_input(self, image: np.ndarray, device=None) -> tuple[torch.Tensor, tuple[int, int]]:
         x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255)[None]
-        size = (self.target_length, self.target_length)
+        size = (self.encoder_length, self.encoder_length)
         if tuple(x.shape[-2:]) != size:
             x = F.interpolate(x, size, mode="bilinear", align_corners=False)
         x = (x - self.pixel_mean) / self.pixel_std
@@ -133,4 +142,4 @@ def transform_for(spec: ModelSpec) -> LongestSideTransform:
             f"{spec.name} is not a promptable model (preprocessing {spec.preprocessing!r}); "
             "use detect_objects or segment_everything(method='fastsam') for it."
         ) from None
-    return kind(spec.input_size, spec.pixel_mean, spec.pixel_std)
+    return kind(spec.input_size, spec.pixel_mean, spec.pixel_std, spec.encoder_size)

@@ -22,7 +22,7 @@ import numpy as np
 from torch import nn
 
 from ..embeddings import (
-    CachedEmbedding, EmbeddingCache, EmbeddingKey, model_identity, slice_digest, iter_encode,
+    Embedding, EmbeddingCache, EmbeddingKey, model_identity, slice_digest, iter_encode,
 )
 from ..errors import Cancelled
 from ..progress import run
@@ -57,7 +57,7 @@ class EmbeddingPrefetcher:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._cursor = 0  # position in ``order`` the consumer needs now
-        self._ready: dict[int, object] = {}  # position -> CachedEmbedding or the exception
+        self._ready: dict[int, object] = {}  # position -> its cache entry or the exception
         self._taken: set[int] = set()  # positions being or already computed
         self._thread: threading.Thread | None = None
 
@@ -66,7 +66,7 @@ class EmbeddingPrefetcher:
         self._thread = threading.Thread(target=self._loop, name="segany-prefetch", daemon=True)
         self._thread.start()
 
-    def get(self, position: int, timeout: float) -> CachedEmbedding | None:
+    def get(self, position: int, timeout: float) -> Embedding | None:
         """The embedding at ``position`` of the order, or None if not ready within ``timeout``.
 
         Moves the cursor there (earlier positions are dropped); re-raises an encoder error.
@@ -117,14 +117,14 @@ class EmbeddingPrefetcher:
                     self._ready[position] = entry
                 self._cond.notify_all()
 
-    def _embed(self, index: int) -> CachedEmbedding:
+    def _embed(self, index: int) -> Embedding:
         raw = self.stack.read(index)
         key = EmbeddingKey(slice_digest(raw), self.model_id, self.stack.normalisation)
         entry = self.cache.get(key)
         if entry is not None:
             return entry
         rgb = self.stack.to_rgb(raw)
-        entry = CachedEmbedding(self._encode(rgb).detach(), tuple(rgb.shape[:2]))
+        entry = self._encode(rgb)
         self.cache.put(key, entry)
         self.encoded += 1
         return entry

@@ -187,7 +187,7 @@ class Track:
     def segment(self, index: int, entry, direction: str) -> SliceReport:
         """Decode slice ``index`` (its embedding ``entry``) and judge the mask."""
         last, predictor = self.last, self.predictor
-        predictor.set_embedding(entry.features, entry.original_size)
+        predictor.set_embedding(entry)
         p = derive_prompts(last.bbox, last.crop, self.last_logits, tuple(entry.original_size),
                            self.prompts, self.mask_input_ok)
         low_res, iou = predictor.decode_lowres(p.points, p.labels, p.box, p.mask_input,

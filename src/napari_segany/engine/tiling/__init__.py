@@ -2,16 +2,18 @@
 
 * :mod:`.grid`: :class:`TileGrid`, overlapping windows with a halo and the cores that
   partition the image;
-* :mod:`.settings`: :class:`TilingSettings`, when and how an image is tiled;
+* :mod:`.settings`: :class:`TilingSettings`, when and how an image is tiled (the rule of
+  the widgets, the command line and the API);
 * :mod:`.predictor`: :class:`TiledPredictor`, prompts decoded in the tiles they touch and
-  stitched; :mod:`.session`: the interactive session on it.
+  stitched (a promptable predictor: the interactive session drives it as any other);
+* :mod:`.predictors`: :func:`predictor_for`, which predictor a model and an image get.
 """
 from __future__ import annotations
 
 from .grid import TileGrid
 from .predictor import TiledPredictor
-from .session import TiledSession
+from .predictors import predictor_for, tiles_for
 from .settings import TilingSettings, describe_tiles, model_input_size
 
-__all__ = ["TileGrid", "TiledPredictor", "TiledSession", "TilingSettings", "describe_tiles",
-           "model_input_size"]
+__all__ = ["TileGrid", "TiledPredictor", "TilingSettings", "describe_tiles", "model_input_size",
+           "predictor_for", "tiles_for"]

@@ -1,6 +1,6 @@
 """``TiledPredictor``: prompts on images larger than the model input, one tile at a time.
 
-The image is cut into overlapping windows (:class:`~.tiling.TileGrid`); each window is an
+The image is cut into overlapping windows (:class:`~.grid.TileGrid`); each window is an
 ordinary image for the model, so every promptable family works.  A tile is embedded the
 first time a prompt needs it (or by :meth:`TiledPredictor.iter_embed`) and kept in an
 :class:`EmbeddingCache` (byte budget, LRU) backed by an optional on-disk store.
@@ -33,16 +33,16 @@ import numpy as np
 import torch
 
 from ..embeddings import (
-    CachedEmbedding, EmbeddingCache, EmbeddingKey, model_identity, normalisation_key, slice_digest,
+    Embedding, EmbeddingCache, EmbeddingKey, model_identity, normalisation_key, slice_digest,
     iter_encode,
 )
 from ..errors import PromptError
-from ..images import to_uint8_rgb, validate_image
+from ..images import auto_contrast, to_uint8_rgb, validate_image
 from ..interactive import crop_to_bbox, Predictor
 from ..interactive.prompts import check_box, check_points
 from ..progress import Job, Progress
 from .grid import Box, TileGrid, intersect, prompt_box
-from .settings import default_halo
+from .settings import TilingSettings, model_input_size
 
 #: In-memory budget of a TiledPredictor's own cache: 64 SAM tiles (float32, 4 MiB each).
 DEFAULT_TILE_BUDGET = 256 << 20
@@ -95,9 +95,9 @@ class TiledPredictor:
                  cache: EmbeddingCache | None = None, store=None):
         self.predictor = Predictor(model)
         self.model, self.spec = model, self.predictor.spec
-        self.tile = int(tile or self.spec.input_size)
-        self.halo = default_halo(self.tile) if halo is None else int(halo)
-        TileGrid((self.tile, self.tile), self.tile, self.halo)  # validates tile and halo
+        settings = TilingSettings(tile, halo)
+        settings.check(model_input_size(model))  # tile and halo leave a core
+        _, self.tile, self.halo = settings.resolve(model_input_size(model))
         self.cache = cache if cache is not None else EmbeddingCache(DEFAULT_TILE_BUDGET, store)
         self.model_id = model_identity(model)
         self.image = self.grid = None
@@ -117,7 +117,7 @@ class TiledPredictor:
         validate_image(image[:2, :2])  # shape and dtype; values are checked per window
         if image.ndim != 2 and image.shape[-1] not in (1, 3, 4):
             raise PromptError(f"Expected (H, W) or (H, W, 1|3|4); got {image.shape}.")
-        self.contrast = _auto_contrast(image) if contrast_limits is None else contrast_limits
+        self.contrast = auto_contrast(image) if contrast_limits is None else contrast_limits
         self.image = image
         self.grid = TileGrid(image.shape[:2], self.tile, self.halo)
         self.digest = digest or slice_digest(np.asarray(image))
@@ -138,13 +138,13 @@ class TiledPredictor:
         return EmbeddingKey(self.digest, self.model_id, self.normalisation, self.grid.key(row, col))
 
     # --- embeddings ------------------------------------------------------------------------
-    def tile_embedding(self, row: int, col: int) -> CachedEmbedding:
+    def tile_embedding(self, row: int, col: int) -> Embedding:
         """The tile's embedding from the cache (and its store), computed if needed."""
         key = self.tile_key(row, col)
         entry = self.cache.get(key)
         if entry is None:
             rgb = self.tile_rgb(row, col)
-            entry = CachedEmbedding(self.predictor.encode(rgb).detach(), rgb.shape[:2])
+            entry = self.predictor.encode(rgb)
             self.encodes += 1
             self.cache.put(key, entry)
         return entry
@@ -164,11 +164,11 @@ class TiledPredictor:
                 try:
                     report = next(job)
                 except StopIteration as stop:
-                    features = stop.value
+                    entry = stop.value
                     break
                 yield Progress(k * report.total + report.step, len(todo) * report.total,
                                f"tile {k + 1}/{len(todo)}")
-            self.cache.put(self.tile_key(row, col), CachedEmbedding(features.detach(), rgb.shape[:2]))
+            self.cache.put(self.tile_key(row, col), entry)
             self.encodes += 1
         return len(todo)
 
@@ -241,7 +241,7 @@ class TiledPredictor:
         if local_box is None and (local_labels is None or not (local_labels == 1).any()):
             return None
         entry = self.tile_embedding(*rc)
-        self.predictor.set_embedding(entry.features, entry.original_size)
+        self.predictor.set_embedding(entry)
         low_res, iou = self.predictor.decode_lowres(local_pts, local_labels, local_box,
                                                     mask_input, multimask)
         return TilePart(rc, window, region, low_res, iou)
@@ -314,13 +314,3 @@ def _feedback(previous: TiledLogits | None, candidate: int, tile, supports: bool
 def _union(boxes: list[Box]) -> Box:
     return (min(b[0] for b in boxes), max(b[1] for b in boxes),
             min(b[2] for b in boxes), max(b[3] for b in boxes))
-
-
-def _auto_contrast(image) -> tuple[float, float] | None:
-    """uint8/bool: None (used as is); else the 0.5/99.5 percentiles of ~4 M sampled pixels."""
-    if image.dtype in (np.uint8, np.bool_):
-        return None
-    step = max(1, int(np.sqrt(image.shape[0] * image.shape[1] / 4_000_000)))
-    sample = np.asarray(image[::step, ::step])
-    lo, hi = np.percentile(sample, (0.5, 99.5))
-    return float(lo), float(hi)

@@ -2,7 +2,7 @@
 
 * :mod:`.cache`: the cache folder, downloads with sha256 checks, missing-weights errors;
 * :mod:`.loading`: :func:`load_model` (build the network of a spec, load strictly);
-* :mod:`.readers`: one safe reader per ``ModelSpec.checkpoint_format`` (``READERS``), with
+* :mod:`.readers`: one safe reader per ``ModelSpec.checkpoint_format`` (``FORMATS``), with
   :mod:`.safe_load` (weights-only ``torch.load``), :mod:`.ultralytics_reader` (restricted
   unpickler) and :mod:`.efficient_sam_file`;
 * when a file is refused or does not fit: :mod:`.file_inspection` (reading it without

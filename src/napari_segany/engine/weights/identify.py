@@ -77,8 +77,7 @@ def is_yolo_state_dict(obj: Mapping) -> bool:
 def models_with_signature(config: Mapping) -> list[str]:
     """Ultralytics models whose ``file_signature`` the builder ``config`` of a file fits."""
     return [s.name for s in REGISTRY.values()
-            if s.checkpoint_format == "ultralytics" and s.file_signature
-            and all(config.get(k) == v for k, v in s.file_signature.items())]
+            if s.file_signature and all(config.get(k) == v for k, v in s.file_signature.items())]
 
 
 def ultralytics_models(path) -> str:
@@ -126,12 +125,10 @@ def _meta_shapes(spec: ModelSpec) -> dict:
 
 
 def _normalised(spec: ModelSpec, obj: Mapping) -> dict:
-    """``obj`` in the key layout of ``spec``'s network (wrappers undone)."""
-    if spec.checkpoint_format == "efficient_sam":
-        from ...models.efficient_sam.keys import unwrap_efficient_sam
+    """``obj`` in the key layout of ``spec``'s network (its format's wrappers undone)."""
+    from .readers import FORMATS
 
-        return unwrap_efficient_sam(obj)
-    return spec.map_keys(obj)
+    return spec.map_keys(FORMATS[spec.checkpoint_format].unwrap(obj))
 
 
 def _yolo_models(obj: Mapping) -> list[str]:

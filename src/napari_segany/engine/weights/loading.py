@@ -16,7 +16,7 @@ from ...models.registry import ModelSpec, get_spec
 from ..errors import CheckpointError, WeightsNotFoundError
 from .cache import cached_path, fetch_checkpoint
 from .identify import compare_state_dicts, describe_checkpoint
-from .readers import read_checkpoint
+from .readers import FORMATS, read_checkpoint
 
 logger = logging.getLogger("napari_segany")
 
@@ -62,17 +62,15 @@ def load_model(name: str | ModelSpec, checkpoint=None, device=None) -> torch.nn.
 
 
 def _config_of_state_dict(spec: ModelSpec, state_dict) -> dict:
-    """Builder settings a bare state dict implies (YOLO widths/depths live in the file's pickle)."""
-    if spec.checkpoint_format != "ultralytics":
-        return {}
-    from .ultralytics_reader import config_from_state_dict
-
+    """Builder settings a bare state dict implies (its format says which: YOLOv8's widths and
+    depths live in the file's pickle, a state dict has to show them)."""
+    fmt = FORMATS[spec.checkpoint_format]
     try:
-        return config_from_state_dict(dict(state_dict))
+        return fmt.config_of(dict(state_dict))
     except CheckpointError as exc:
         found = describe_checkpoint(state_dict, exclude=spec.name)
         raise CheckpointError(
-            f"The given state dict is not a {spec.name} (YOLOv8) state dict: {exc}"
+            f"The given state dict is not a {spec.name} ({fmt.kind}) state dict: {exc}"
             + (f" {found}" if found else "")
         ) from None
 

@@ -1,4 +1,5 @@
-"""Safe readers for the official checkpoint files, chosen by ``ModelSpec.checkpoint_format``.
+"""Safe readers for the official checkpoint files, chosen by ``ModelSpec.checkpoint_format``
+(:data:`FORMATS`: one entry per file layout).
 
 Nothing here executes pickled code: plain state dicts go through
 ``torch.load(..., weights_only=True)`` (plus a small explicit allowlist of numpy number
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -30,7 +32,7 @@ from .refusals import BENIGN_GLOBALS, refusal_message
 from .safe_load import safe_torch_load
 
 __all__ = [
-    "BENIGN_GLOBALS", "READERS", "Reader", "describe_checkpoint", "guess_model",
+    "BENIGN_GLOBALS", "FORMATS", "READERS", "CheckpointFormat", "Reader", "describe_checkpoint", "guess_model",
     "matching_models", "read_checkpoint", "read_efficient_sam", "read_state_dict",
     "read_ultralytics", "refusal_message", "safe_torch_load", "unsafe_globals",
 ]
@@ -111,11 +113,44 @@ def _layout(obj) -> str:
     return f"a {type(obj).__name__}"
 
 
-READERS: dict[str, Reader] = {
-    "state_dict": read_state_dict,
-    "efficient_sam": read_efficient_sam,
-    "ultralytics": read_ultralytics,
+def _unwrap_efficient_sam(obj) -> dict:
+    from ...models.efficient_sam.keys import unwrap_efficient_sam
+
+    return unwrap_efficient_sam(obj)
+
+
+def _yolo_config(state_dict: dict) -> dict:
+    """YOLOv8 widths/depths live in the file's pickle; a bare state dict implies them."""
+    from .ultralytics_reader import config_from_state_dict
+
+    return config_from_state_dict(state_dict)
+
+
+@dataclass(frozen=True)
+class CheckpointFormat:
+    """How the official files of one ``ModelSpec.checkpoint_format`` are read.
+
+    ``read(path) -> (state_dict, config)``; ``unwrap(obj)``: what such a file holds -> the
+    state dict in the official key layout (to tell which model weights belong to);
+    ``config_of(state_dict)``: the builder settings a bare state dict given in memory
+    implies (raises CheckpointError when it is not of this format); ``kind``: what messages
+    call such a state dict.  A new file layout is one entry of :data:`FORMATS`; the engine
+    asks nothing else about formats.
+    """
+
+    read: Reader
+    kind: str = "state dict"
+    unwrap: Callable[[Mapping], dict] = dict
+    config_of: Callable[[dict], dict] = lambda state_dict: {}
+
+
+FORMATS: dict[str, CheckpointFormat] = {
+    "state_dict": CheckpointFormat(read_state_dict),
+    "efficient_sam": CheckpointFormat(read_efficient_sam, "EfficientSAM",
+                                      unwrap=_unwrap_efficient_sam),
+    "ultralytics": CheckpointFormat(read_ultralytics, "YOLOv8", config_of=_yolo_config),
 }
+READERS: dict[str, Reader] = {name: fmt.read for name, fmt in FORMATS.items()}
 
 
 def read_checkpoint(spec: ModelSpec, path: Path) -> tuple[dict, dict]:
@@ -125,7 +160,7 @@ def read_checkpoint(spec: ModelSpec, path: Path) -> tuple[dict, dict]:
         raise CheckpointError(f"Checkpoint {path} does not exist or is not a file.")
     if path.stat().st_size == 0:
         raise CheckpointError(f"Checkpoint {path} is empty: delete it and download it again.")
-    state_dict, config = READERS[spec.checkpoint_format](path)
+    state_dict, config = FORMATS[spec.checkpoint_format].read(path)
     if spec.file_signature and config:
         _warn_if_not_official(spec, path, config)
     return state_dict, config

@@ -2,7 +2,7 @@
 
 Our modules keep the official attribute names, so the mapping is the identity after
 unwrapping.  Only the keys in ``UNUSED_KEYS`` are dropped.  (MobileSAM's unused TinyViT
-classifier head, ``image_encoder.norm_head/head``, is kept: ``models/tiny_vit.py`` builds
+classifier head, ``image_encoder.norm_head/head``, is kept: ``models/tiny_vit/encoder.py`` builds
 it so the official file loads strictly.)
 
 Layouts accepted (each strictly: after unwrapping, every entry must be a tensor):
