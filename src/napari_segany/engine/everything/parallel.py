@@ -14,8 +14,9 @@ project's 2-core VM, per box prompt (batches of 4):
 ==================================  =================  ===========================
 
 Results do not depend on the number of workers (each batch is computed alone, in order).
-``torch.set_num_threads(1)`` in a worker thread applies to that thread only (OpenMP's
-per-thread setting): the caller keeps its threads.
+The pool threads get their one intra-op thread from :func:`..torch_state.limit_this_thread`,
+which leaves the caller's thread and every thread started later as they were
+(``torch.set_num_threads(1)`` would also lower the count threads started later inherit).
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator, TypeVar
 
 import torch
+
+from ..torch_state import limit_this_thread
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -37,10 +40,6 @@ def decode_workers(requested: int | None = None) -> int:
     return max(1, min(MAX_WORKERS, torch.get_num_threads()))
 
 
-def _one_thread() -> None:
-    torch.set_num_threads(1)
-
-
 def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
     """``fn(item)`` for every item, ``workers`` at a time, yielded in the items' order.
 
@@ -52,7 +51,7 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
             yield fn(item)
         return
     items = iter(items)
-    with ThreadPoolExecutor(workers, initializer=_one_thread,
+    with ThreadPoolExecutor(workers, initializer=limit_this_thread, initargs=(1,),
                             thread_name_prefix="segany-decode") as pool:
         pending = deque(pool.submit(fn, item) for _, item in zip(range(workers), items))
         try:

@@ -1,0 +1,132 @@
+"""No public job changes torch's process-wide settings for other work (issue 17, item 5).
+
+Every public job runs with tiny models; afterwards the calling thread *and a thread started
+then* must see the intra-op thread count they saw before (2), and the default dtype, grad
+mode, inference mode, interop threads, determinism and matmul precision must be unchanged.
+The everything-mode decoder runs its batches on pool threads of one intra-op thread each:
+before ``torch_state.limit_this_thread`` those threads lowered the count every later thread
+inherits (a napari worker then embedded at half speed).
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import napari_segany as nsa
+from _everything import RANDOM_WEIGHTS, cells_image, load_tiny
+from napari_segany.engine import torch_state
+from napari_segany.engine.embeddings import encode_blocking
+from napari_segany.engine.images import to_uint8_rgb
+from napari_segany.engine.weights import load_model
+from napari_segany.models.registry import get_spec
+
+GRID = dict(points_per_side=4, points_per_batch=4, **RANDOM_WEIGHTS)  # 4 batches: the pool runs
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_tiny()
+
+
+def _yolo(name: str):
+    """A YOLOv8-n in the layout of ``name`` (FastSAM: prototypes; the detector: none), random."""
+    from napari_segany.models.yolo.build import build_yolov8
+
+    torch.manual_seed(0)
+    fastsam = get_spec(name).task == "instance"
+    net = build_yolov8(scale="n", reg_max=16 if fastsam else 26, has_proto=fastsam)
+    return load_model(name, checkpoint=net.state_dict(), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def fastsam():
+    return _yolo("fastsam_s")
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return _yolo("mobilesamv2_objectaware")
+
+
+def _embed(tiny, image):
+    nsa.Predictor(tiny).set_image(image)
+    encode_blocking(nsa.Predictor(tiny), to_uint8_rgb(image))  # the encoder in a helper thread
+
+
+def _predict(tiny, image):
+    predictor = nsa.Predictor(tiny)
+    predictor.set_image(image)
+    predictor.predict(point_coords=[[40, 30]], point_labels=[1])
+
+
+def _propagate(tiny, image):
+    stack = np.stack([image] * 3)
+    seed = np.zeros(image.shape, bool)
+    seed[20:40, 20:40] = True
+    nsa.propagate(stack, seed, 1, tiny, rules=nsa.StopRules(min_score=None, max_area_ratio=None))
+
+
+def _tiled_predictor(tiny, image):
+    large = np.tile(image, (3, 3))
+    tiled = nsa.TiledPredictor(tiny, tile=128, halo=16)
+    tiled.set_image(large)
+    tiled.predict_crops(point_coords=[[150, 140]], point_labels=[1])
+
+
+JOBS = {
+    "embed": _embed,
+    "predict": _predict,
+    "everything grid": lambda m, im: nsa.segment_everything(im, m, "grid", **GRID),
+    "everything stack": lambda m, im: nsa.segment_stack(np.stack([im, im]), m, "grid", **GRID),
+    "propagate": _propagate,
+    "tiled predictor": _tiled_predictor,
+    "tiled everything": lambda m, im: nsa.segment_everything_tiled(
+        np.tile(im, (2, 2)), m, "grid", tile=128, halo=16, **GRID),
+}
+
+
+def _check_unchanged(job):
+    torch.set_num_threads(2)
+    before = torch_state.snapshot()
+    assert before.num_threads == before.new_thread_num_threads == 2
+    job()
+    assert torch_state.snapshot() == before
+
+
+@pytest.mark.parametrize("name", list(JOBS))
+def test_sam_jobs_leave_torch_settings_alone(name, tiny):
+    image = cells_image()
+    _check_unchanged(lambda: JOBS[name](tiny, image))
+
+
+def test_object_aware_and_fastsam_leave_torch_settings_alone(tiny, detector, fastsam):
+    image = cells_image()
+    _check_unchanged(lambda: nsa.segment_everything(
+        image, tiny, "object_aware", detector=detector, points_per_batch=2, conf=0.0, max_det=8))
+    _check_unchanged(lambda: nsa.segment_everything(image, fastsam, "fastsam", conf=0.0))
+
+
+def test_pool_threads_get_one_thread_and_the_caller_keeps_its_own():
+    from napari_segany.engine.everything.parallel import ordered_map
+
+    torch.set_num_threads(2)
+    seen = list(ordered_map(lambda _: (threading.current_thread().name, torch.get_num_threads()),
+                            range(4), workers=2))
+    assert all(name.startswith("segany-decode") and n == 1 for name, n in seen)
+    assert torch.get_num_threads() == 2 and torch_state.new_thread_num_threads() == 2
+
+
+def test_the_fallback_restores_the_process_wide_count(monkeypatch):
+    """Builds of torch where the per-thread setters are not found: set, then restore."""
+    monkeypatch.setattr(torch_state, "_native_setters", lambda: None)
+    torch.set_num_threads(2)
+    seen = []
+    thread = threading.Thread(target=lambda: (torch_state.limit_this_thread(1),
+                                              seen.append(torch.get_num_threads())))
+    thread.start()
+    thread.join()
+    assert seen == [1]
+    assert torch.get_num_threads() == 2 and torch_state.new_thread_num_threads() == 2
