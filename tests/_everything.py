@@ -5,7 +5,6 @@ With random weights masks are noise-like: these helpers serve mechanics, not qua
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -49,6 +48,18 @@ def load_tiny(spec: ModelSpec = TINY_SAM):
     from napari_segany.engine.weights import load_model
 
     return load_model(spec, checkpoint=random_state_dict(spec), device="cpu")
+
+
+def load_random_yolo(name: str):
+    """A YOLOv8-n with random weights in the layout of registry model ``name`` (FastSAM:
+    mask prototypes; MobileSAMv2's detector: reg_max 26, none), loaded by the real loader."""
+    from napari_segany.engine.weights import load_model
+    from napari_segany.models.yolo.build import build_yolov8
+
+    torch.manual_seed(0)
+    fastsam = registry.get_spec(name).task == registry.INSTANCE
+    net = build_yolov8(scale="n", reg_max=16 if fastsam else 26, has_proto=fastsam)
+    return load_model(name, checkpoint=net.state_dict(), device="cpu")
 
 
 PROTO_CHANNEL = 30

@@ -72,3 +72,19 @@ def tiny_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("weights") / "tiny_sam.pt"
     torch.save(random_state_dict(TINY_SAM), path)
     return path
+
+
+@pytest.fixture(scope="module")
+def tiny_sam():
+    """The tiny test SAM (tests/_everything.py), loaded with random weights."""
+    from _everything import load_tiny
+
+    return load_tiny()
+
+
+@pytest.fixture(scope="module")
+def random_fastsam():
+    """A FastSAM-layout YOLOv8-n with random weights (tests/_everything.py)."""
+    from _everything import load_random_yolo
+
+    return load_random_yolo("fastsam_s")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from _everything import TINY_SAM, cells_image, load_tiny
+from _everything import TINY_SAM, cells_image
 from _fakes import fake_model
 from napari_segany.engine.embeddings import Embedding
 from napari_segany.engine.interactive import (
@@ -22,43 +22,29 @@ from napari_segany.engine.interactive import (
     PromptablePredictor, transform_for,
 )
 from napari_segany.engine.tiling import TiledPredictor, TilingSettings, predictor_for, tiles_for
-from napari_segany.engine.weights import load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def tiny():
-    return load_tiny()
-
-
-@pytest.fixture(scope="module")
-def fastsam():
-    from napari_segany.models.yolo.build import build_yolov8
-
-    torch.manual_seed(0)
-    net = build_yolov8(scale="n", reg_max=16, has_proto=True)
-    return load_model("fastsam_s", checkpoint=net.state_dict(), device="cpu")
-
-
-def test_predictor_for_follows_the_task_and_the_tiling_rule(tiny, fastsam):
-    assert type(predictor_for(tiny)) is Predictor
-    assert type(predictor_for(tiny, (300, 300))) is Predictor  # below the threshold (2048)
-    tiled = predictor_for(tiny, (3000, 200))
+def test_predictor_for_follows_the_task_and_the_tiling_rule(tiny_sam, random_fastsam):
+    assert type(predictor_for(tiny_sam)) is Predictor
+    assert type(predictor_for(tiny_sam, (300, 300))) is Predictor  # below the threshold (2048)
+    tiled = predictor_for(tiny_sam, (3000, 200))
     assert isinstance(tiled, TiledPredictor) and (tiled.tile, tiled.halo) == (256, 32)
     small = TilingSettings(tile=128, halo=16, threshold=200)
-    assert isinstance(predictor_for(tiny, (300, 300), small), TiledPredictor)
-    assert type(predictor_for(tiny, (3000, 300), TilingSettings(enabled=False))) is Predictor
-    assert isinstance(predictor_for(fastsam, (5000, 5000)), FastSAMPredictor)  # never tiled
-    assert tiles_for(fastsam, (5000, 5000)) is None and len(tiles_for(tiny, (600, 600), small)) > 1
+    assert isinstance(predictor_for(tiny_sam, (300, 300), small), TiledPredictor)
+    assert type(predictor_for(tiny_sam, (3000, 300), TilingSettings(enabled=False))) is Predictor
+    assert isinstance(predictor_for(random_fastsam, (5000, 5000)), FastSAMPredictor)  # never tiled
+    assert tiles_for(random_fastsam, (5000, 5000)) is None
+    assert len(tiles_for(tiny_sam, (600, 600), small)) > 1
 
 
-def test_every_predictor_has_the_declared_interface(tiny, fastsam):
+def test_every_predictor_has_the_declared_interface(tiny_sam, random_fastsam):
     image = cells_image()
-    predictors = [Predictor(tiny), FastSAMPredictor(fastsam)]
+    predictors = [Predictor(tiny_sam), FastSAMPredictor(random_fastsam)]
     for predictor in predictors:
         assert isinstance(predictor, ImagePredictor) and isinstance(predictor, PromptablePredictor)
-    tiled = TiledPredictor(tiny, tile=128, halo=16)
+    tiled = TiledPredictor(tiny_sam, tile=128, halo=16)
     tiled.set_image(np.tile(image, (2, 2)))
     assert isinstance(tiled, PromptablePredictor) and not isinstance(tiled, ImagePredictor)
 
@@ -80,8 +66,8 @@ def test_one_session_drives_the_plain_and_the_tiled_predictor_alike():
     assert masks[0].bbox == masks[1].bbox and np.array_equal(masks[0].crop, masks[1].crop)
 
 
-def test_an_embedding_holds_levels_and_its_sizes(tiny):
-    predictor = Predictor(tiny)
+def test_an_embedding_holds_levels_and_its_sizes(tiny_sam):
+    predictor = Predictor(tiny_sam)
     rgb = np.repeat(cells_image().astype(np.uint8)[..., None], 3, -1)
     embedding = predictor.encode(rgb)
     assert embedding.levels[0] is embedding.features and len(embedding.levels) == 1

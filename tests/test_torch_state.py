@@ -16,62 +16,41 @@ import pytest
 import torch
 
 import napari_segany as nsa
-from _everything import RANDOM_WEIGHTS, cells_image, load_tiny
+from _everything import RANDOM_WEIGHTS, cells_image, load_random_yolo
 from napari_segany.engine import torch_state
 from napari_segany.engine.embeddings import encode_blocking
 from napari_segany.engine.images import to_uint8_rgb
-from napari_segany.engine.weights import load_model
-from napari_segany.models.registry import get_spec
 
 GRID = dict(points_per_side=4, points_per_batch=4, **RANDOM_WEIGHTS)  # 4 batches: the pool runs
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    return load_tiny()
-
-
-def _yolo(name: str):
-    """A YOLOv8-n in the layout of ``name`` (FastSAM: prototypes; the detector: none), random."""
-    from napari_segany.models.yolo.build import build_yolov8
-
-    torch.manual_seed(0)
-    fastsam = get_spec(name).task == "instance"
-    net = build_yolov8(scale="n", reg_max=16 if fastsam else 26, has_proto=fastsam)
-    return load_model(name, checkpoint=net.state_dict(), device="cpu")
-
-
-@pytest.fixture(scope="module")
-def fastsam():
-    return _yolo("fastsam_s")
-
-
-@pytest.fixture(scope="module")
 def detector():
-    return _yolo("mobilesamv2_objectaware")
+    return load_random_yolo("mobilesamv2_objectaware")
 
 
-def _embed(tiny, image):
-    nsa.Predictor(tiny).set_image(image)
-    encode_blocking(nsa.Predictor(tiny), to_uint8_rgb(image))  # the encoder in a helper thread
+def _embed(tiny_sam, image):
+    nsa.Predictor(tiny_sam).set_image(image)
+    encode_blocking(nsa.Predictor(tiny_sam), to_uint8_rgb(image))  # the encoder in a helper thread
 
 
-def _predict(tiny, image):
-    predictor = nsa.Predictor(tiny)
+def _predict(tiny_sam, image):
+    predictor = nsa.Predictor(tiny_sam)
     predictor.set_image(image)
     predictor.predict(point_coords=[[40, 30]], point_labels=[1])
 
 
-def _propagate(tiny, image):
+def _propagate(tiny_sam, image):
     stack = np.stack([image] * 3)
     seed = np.zeros(image.shape, bool)
     seed[20:40, 20:40] = True
-    nsa.propagate(stack, seed, 1, tiny, rules=nsa.StopRules(min_score=None, max_area_ratio=None))
+    rules = nsa.StopRules(min_score=None, max_area_ratio=None)
+    nsa.propagate(stack, seed, 1, tiny_sam, rules=rules)
 
 
-def _tiled_predictor(tiny, image):
+def _tiled_predictor(tiny_sam, image):
     large = np.tile(image, (3, 3))
-    tiled = nsa.TiledPredictor(tiny, tile=128, halo=16)
+    tiled = nsa.TiledPredictor(tiny_sam, tile=128, halo=16)
     tiled.set_image(large)
     tiled.predict_crops(point_coords=[[150, 140]], point_labels=[1])
 
@@ -97,16 +76,17 @@ def _check_unchanged(job):
 
 
 @pytest.mark.parametrize("name", list(JOBS))
-def test_sam_jobs_leave_torch_settings_alone(name, tiny):
+def test_sam_jobs_leave_torch_settings_alone(name, tiny_sam):
     image = cells_image()
-    _check_unchanged(lambda: JOBS[name](tiny, image))
+    _check_unchanged(lambda: JOBS[name](tiny_sam, image))
 
 
-def test_object_aware_and_fastsam_leave_torch_settings_alone(tiny, detector, fastsam):
+def test_object_aware_and_fastsam_leave_torch_settings_alone(tiny_sam, detector, random_fastsam):
     image = cells_image()
     _check_unchanged(lambda: nsa.segment_everything(
-        image, tiny, "object_aware", detector=detector, points_per_batch=2, conf=0.0, max_det=8))
-    _check_unchanged(lambda: nsa.segment_everything(image, fastsam, "fastsam", conf=0.0))
+        image, tiny_sam, "object_aware", detector=detector, points_per_batch=2, conf=0.0,
+        max_det=8))
+    _check_unchanged(lambda: nsa.segment_everything(image, random_fastsam, "fastsam", conf=0.0))
 
 
 def test_pool_threads_get_one_thread_and_the_caller_keeps_its_own():

@@ -1,7 +1,8 @@
 """Model and detector pickers of the everything widget.
 
 ``EverythingModelPanel`` is the interactive widget's :class:`ModelPanel` listing the models
-the chosen method can run (the engine's method map, ``engine.everything.methods``).  ``DetectorRow`` picks the MobileSAMv2 detector file (empty = the cache).
+the chosen method can run (the engine's method map, ``engine.everything.methods``).
+``DetectorRow`` picks the MobileSAMv2 detector file (empty = the cache).
 :func:`choice_problem` says what makes a run impossible before any thread starts.
 """
 from __future__ import annotations

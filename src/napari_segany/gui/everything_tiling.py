@@ -1,9 +1,10 @@
 """The "Large images" group of the Segment Everything widget: when and how slices are tiled.
 
 The rule and its defaults are those of the interactive widget's store panel and of
-``napari-segany`` (:class:`~..engine.tiling.TilingSettings`, read by :mod:`.tiling_fields`): a slice whose
-longest side exceeds the threshold (auto: twice the model input, at least 2048 px) runs tile
-by tile, with tiles of the model input and a halo of tile / 8 unless set here.
+``napari-segany`` (:class:`~..engine.tiling.TilingSettings`, read by :mod:`.tiling_fields`):
+a slice whose longest side exceeds the threshold (auto: twice the model input, at least
+2048 px) runs tile by tile, with tiles of the model input and a halo of tile / 8 unless set
+here.
 """
 from __future__ import annotations
 

@@ -217,8 +217,8 @@ class StorePanel(QWidget):
                                           refine_with_mask=self.host.refine_check.isChecked())
         grid = self.tiled.grid
         self.host.status_label.setText(
-            f"Large slice: {grid.ny} x {grid.nx} tiles of {grid.tile} px; a tile is embedded when a "
-            "prompt first reaches it (or all at once: Compute embedding).")
+            f"Large slice: {grid.ny} x {grid.nx} tiles of {grid.tile} px; a tile is embedded "
+            "when a prompt first reaches it (or all at once: Compute embedding).")
 
     def _restore_plain(self) -> None:
         host = self.host

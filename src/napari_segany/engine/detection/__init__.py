@@ -12,5 +12,5 @@ from .boxes import batched_nms, box_iou, nms
 from .fastsam import FastSAMResult, fastsam_everything
 from .yolo import DetectionParams, detect_objects
 
-__all__ = ["DetectionParams", "FastSAMResult", "batched_nms", "box_iou", "detect_objects", "fastsam_everything",
-           "nms"]
+__all__ = ["DetectionParams", "FastSAMResult", "batched_nms", "box_iou", "detect_objects",
+           "fastsam_everything", "nms"]

@@ -1,6 +1,6 @@
 """Everything mode with FastSAM: its instance masks as they come, in the EverythingResult form.
 
-A thin adapter over :func:`napari_segany.engine.detection.fastsam.fastsam_everything` (one YOLOv8-seg
+A thin adapter over :func:`..detection.fastsam.fastsam_everything` (one YOLOv8-seg
 pass, NMS, masks from prototypes): every FastSAM object becomes a record with SAM's keys
 (``segmentation``, ``area``, ``bbox`` x, y, w, h from the mask, ``predicted_iou`` = FastSAM's
 score, ``box`` = FastSAM's box x0, y0, x1, y1, ``crop_box`` = the whole image).  FastSAM has

@@ -11,5 +11,5 @@ from __future__ import annotations
 from .intensity import auto_contrast, to_uint8_rgb, validate_image
 from .io import PlaneLayout, list_images, plane_layout, read_image, write_labels
 
-__all__ = ["PlaneLayout", "auto_contrast", "list_images", "plane_layout", "read_image", "to_uint8_rgb",
-           "validate_image", "write_labels"]
+__all__ = ["PlaneLayout", "auto_contrast", "list_images", "plane_layout", "read_image",
+           "to_uint8_rgb", "validate_image", "write_labels"]

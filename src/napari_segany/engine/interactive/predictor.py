@@ -1,7 +1,7 @@
 """``Predictor``: SAM's ``SamPredictor`` interface for every promptable model of the registry.
 
 Coordinates are **x, y pixels of the image given to** :meth:`Predictor.set_image`, as in
-SamPredictor (napari's row/col points convert with :func:`napari_segany.engine.interactive.prompts.rc_to_xy`).
+SamPredictor (napari's row/col points convert with :func:`.prompts.rc_to_xy`).
 Boxes are ``x0, y0, x1, y1``.
 
 For interactive use, :meth:`Predictor.decode_lowres` + :meth:`Predictor.upsample` decode the

@@ -32,8 +32,8 @@ from .refusals import BENIGN_GLOBALS, refusal_message
 from .safe_load import safe_torch_load
 
 __all__ = [
-    "BENIGN_GLOBALS", "FORMATS", "READERS", "CheckpointFormat", "Reader", "describe_checkpoint", "guess_model",
-    "matching_models", "read_checkpoint", "read_efficient_sam", "read_state_dict",
+    "BENIGN_GLOBALS", "FORMATS", "READERS", "CheckpointFormat", "Reader", "describe_checkpoint",
+    "guess_model", "matching_models", "read_checkpoint", "read_efficient_sam", "read_state_dict",
     "read_ultralytics", "refusal_message", "safe_torch_load", "unsafe_globals",
 ]
 
