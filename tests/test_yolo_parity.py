@@ -15,6 +15,8 @@ from napari_segany.engine.weights.ultralytics_reader import read_ultralytics_che
 from napari_segany.models.yolo.build import build_yolov8
 from napari_segany.models.yolo.keys import map_ultralytics_keys
 
+from _parity_match import assert_detections_match
+
 pytestmark = pytest.mark.parity
 
 CASES = ("fastsam_s", "fastsam_x", "mobilesamv2_objectaware")
@@ -148,30 +150,18 @@ def test_masks_from_reference_head(case, forwards, cases):
     assert ((ours != ref_masks).mean(axis=(1, 2)) <= 0.005).all()
 
 
-def _match_rows(boxes, scores, ref_boxes, ref_scores, box_atol=0.05, score_atol=1e-5) -> dict[int, int]:
-    """Greedy set matching: our row -> reference row with all coordinates and the score close."""
-    matches, used = {}, set()
-    for i in range(len(boxes)):
-        close = (np.abs(ref_boxes - boxes[i]) <= box_atol).all(1) & (np.abs(ref_scores - scores[i]) <= score_atol)
-        for j in np.flatnonzero(close):
-            if j not in used:
-                matches[i] = int(j)
-                used.add(int(j))
-                break
-    return matches
-
-
 @pytest.mark.parametrize("case", FASTSAM)
 def test_fastsam_everything_end_to_end(case, models, cases):
     ref = cases[case]
     h, w = ref["image_rgb"].shape[:2]
     result = F.fastsam_everything(ref["image_rgb"], models[case], conf=0.4, iou=0.9, imgsz=1024, max_det=300)
     # README (b): "match rows as a set (box atol 0.05 px and score atol 1e-5, any order) and
-    # require >= 99 % matched; compare each matched mask allowing <= 0.5 % differing pixels"
-    matches = _match_rows(result.boxes, result.scores, ref["boxes_final"][:, :4], ref["boxes_final"][:, 4])
-    assert len(matches) >= 0.99 * len(ref["boxes_final"])
+    # require >= 99 % matched; compare each matched mask allowing <= 0.5 % differing pixels";
+    # rows left over by near-tied scores are explained by the tie rules of _parity_match.
+    match = assert_detections_match(result.boxes, result.scores, ref["boxes_final"][:, :4],
+                                    ref["boxes_final"][:, 4], max_det=300)
     ref_masks = _unpack(ref["masks_packed"], w)
-    for i, j in matches.items():
+    for i, j in match.pairs.items():
         assert (result.mask(i) != ref_masks[j]).mean() <= 0.005
 
 
@@ -179,8 +169,29 @@ def test_detector_end_to_end(models, cases):
     ref = cases["mobilesamv2_objectaware"]
     boxes, scores = D.detect_objects(ref["image_rgb"], models["mobilesamv2_objectaware"],
                                      conf=0.4, iou=0.9, imgsz=1024, max_det=300)
-    matches = _match_rows(boxes, scores, ref["boxes_final"][:, :4], ref["boxes_final"][:, 4])
-    assert len(matches) >= 0.99 * len(ref["boxes_final"])
+    assert_detections_match(boxes, scores, ref["boxes_final"][:, :4], ref["boxes_final"][:, 4], max_det=300)
+
+
+@pytest.mark.parametrize("threads, channels_last", [(1, False), (1, True), (2, True)])
+@pytest.mark.parametrize("case", ("mobilesamv2_objectaware", "fastsam_s"))
+def test_end_to_end_under_cpu_noise(models, cases, case, threads, channels_last):
+    """Another summation order (1 thread, channels-last convolutions) stands in for another CPU:
+    on the machine this test was written on, 1 thread kept only 280/300 detector rows in strict
+    matching (the failure reported from an AMX Xeon); the tie rules must explain every leftover."""
+    ref, model = cases[case], models[case]
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    model.set_channels_last(channels_last)
+    try:
+        if case in FASTSAM:
+            result = F.fastsam_everything(ref["image_rgb"], model, conf=0.4, iou=0.9, imgsz=1024, max_det=300)
+            boxes, scores = result.boxes, result.scores
+        else:
+            boxes, scores = D.detect_objects(ref["image_rgb"], model, conf=0.4, iou=0.9, imgsz=1024, max_det=300)
+    finally:
+        model.set_channels_last(False)
+        torch.set_num_threads(before)
+    assert_detections_match(boxes, scores, ref["boxes_final"][:, :4], ref["boxes_final"][:, 4], max_det=300)
 
 
 @pytest.mark.parametrize("case", FASTSAM)

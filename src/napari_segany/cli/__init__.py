@@ -3,12 +3,14 @@
 Subcommands register themselves in :data:`COMMANDS` (one module each).
 
 Exit status: 0 done; 2 a user error (bad arguments, files, weights; or some inputs skipped,
-said on stderr); 130 interrupted (Ctrl+C: finished outputs are kept, none is half-written).
+said on stderr); 130 interrupted (Ctrl+C: finished outputs are kept, none is half-written);
+141 the reader of the output went away (``napari-segany models | head``), as for SIGPIPE.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 
@@ -44,6 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished work was kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        _silence_stdout()
+        return 141
+
+
+def _silence_stdout() -> None:
+    """The pipe's reader left (``| head``): point stdout at /dev/null so that Python's flush at
+    exit does not raise a second BrokenPipeError (the recipe of Python's signal docs)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
