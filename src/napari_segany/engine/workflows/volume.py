@@ -1,0 +1,97 @@
+"""Automatic 3D objects: everything mode on every slice of a volume, then linked.
+
+:func:`iter_segment_volume` is the job (yields Progress, returns the labels) for workers;
+:func:`segment_volume` runs it to the end.  Each slice is segmented with the public
+``iter_segment_everything`` (any method), painted (smaller masks on top) and linked to the
+previous slice at once (:class:`SliceLinker`), so memory holds the output and one slice's
+result.  Cancelling (closing the job) stops between two progress reports of any slice;
+nothing is returned then.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..progress import Job, Progress, run
+from .slices import LABEL_DTYPE, SliceLinker, check_min_iou
+
+STEPS_PER_SLICE = 1000  # resolution of the volume's progress bar
+
+
+def segment_volume(volume, model, method: str = "grid", link_iou: float = 0.5, detector=None,
+                   contrast_limits=None, callback=None, **params) -> np.ndarray:
+    """Every object of a (Z, Y, X) volume as 3D labels, one id per object.
+
+    Args:
+        volume: (Z, Y, X) or (Z, Y, X, C) image, slices along the first axis; numpy or
+            sliceable (zarr, dask), read one slice at a time.
+        model: as ``segment_everything`` (a loaded model or its registry name, loaded once).
+        method: "grid", "object_aware" or "fastsam".
+        link_iou: masks on neighbouring slices with IoU >= link_iou get one id.
+        detector: object_aware only: the MobileSAMv2 detector (loaded, its registry name or
+            the path to ObjectAwareModel.pt; loaded once).
+        contrast_limits: (lo, hi) for every slice alike (recommended: the same intensity then
+            means the same in every slice); None stretches each slice by its percentiles.
+        callback: sees each Progress; return False to cancel (raises Cancelled).
+        **params: the method's parameters, as for ``segment_everything``.
+
+    Returns:
+        (Z, Y, X) int32 labels: ids 1..N in order of first appearance, 0 background.
+    """
+    return run(iter_segment_volume(volume, model, method, link_iou, detector, contrast_limits,
+                                   **params), callback)
+
+
+def iter_segment_volume(volume, model, method: str = "grid", link_iou: float = 0.5,
+                        detector=None, contrast_limits=None, **params) -> Job[np.ndarray]:
+    """Generator form of :func:`segment_volume`: yields Progress, returns the labels."""
+    import napari_segany as nsa
+
+    shape = _check_volume(volume)
+    linker = SliceLinker(check_min_iou(link_iou, "link_iou"))
+    model = nsa.load_model(model) if isinstance(model, str) else model
+    detector = _loaded_detector(detector) if method == "object_aware" else detector
+    out = np.zeros(shape, LABEL_DTYPE)
+    plane = np.zeros(shape[1:], LABEL_DTYPE)
+    for z in range(shape[0]):
+        job = nsa.iter_segment_everything(np.asarray(volume[z]), model, method, detector,
+                                          contrast_limits, **params)
+        result = yield from _as_part(job, z, shape[0])
+        out[z] = linker.push(result.paint(out=plane))
+    yield Progress(shape[0] * STEPS_PER_SLICE, shape[0] * STEPS_PER_SLICE,
+                   f"{linker.count} objects in {shape[0]} slices")
+    return out
+
+
+def _check_volume(volume) -> tuple[int, int, int]:
+    from ..errors import ImageError
+
+    shape = tuple(int(s) for s in getattr(volume, "shape", np.shape(volume)))
+    colour = len(shape) == 4 and shape[-1] in (3, 4)
+    if len(shape) - colour != 3:
+        raise ImageError(f"segment_volume needs a (Z, Y, X) volume (or (Z, Y, X, 3) colour), "
+                         f"got shape {shape}: for one image use segment_everything; for a "
+                         "(T, Z, Y, X) series, give one time point.")
+    return shape[:3]
+
+
+def _as_part(job, part: int, n_parts: int):
+    """Relay ``job``'s Progress as slice ``part`` of ``n_parts``; return its value."""
+    total = n_parts * STEPS_PER_SLICE
+    while True:
+        try:
+            report = next(job)
+        except StopIteration as stop:
+            return stop.value
+        step = part * STEPS_PER_SLICE + int(round(report.fraction * STEPS_PER_SLICE))
+        yield Progress(min(step, total - 1), total, f"slice {part + 1}/{n_parts}: {report.message}")
+
+
+def _loaded_detector(detector):
+    """Load a detector given by name or path once (not once per slice)."""
+    import napari_segany as nsa
+
+    if isinstance(detector, str) and detector in nsa.REGISTRY:
+        return nsa.load_model(detector)
+    if isinstance(detector, str) or hasattr(detector, "__fspath__"):
+        return nsa.load_model("mobilesamv2_objectaware", checkpoint=detector)
+    return detector
