@@ -16,6 +16,8 @@ import numpy as np
 
 from ..errors import ImageError
 
+LABEL_DTYPE = np.int32  # the output labels of linking and tracking
+
 
 @dataclass(frozen=True)
 class PlaneObjects:
@@ -49,6 +51,10 @@ class Overlaps:
     def iou(self) -> np.ndarray:
         return self.inter / (self.area_a + self.area_b - self.inter)
 
+    def subset(self, keep: np.ndarray) -> "Overlaps":
+        return Overlaps(self.a[keep], self.b[keep], self.inter[keep], self.area_a[keep],
+                        self.area_b[keep])
+
 
 def check_labels(labels, ndim: int, what: str) -> None:
     """Raise ImageError unless ``labels`` is an integer array of ``ndim`` dimensions."""
@@ -62,6 +68,13 @@ def check_labels(labels, ndim: int, what: str) -> None:
                          "numbered values with labels.astype(np.int32).")
     if len(shape) != ndim:
         raise ImageError(f"{what} must have {ndim} dimensions, got shape {shape}.")
+
+
+def check_min_iou(min_iou: float, name: str = "min_iou") -> float:
+    if not 0.0 < float(min_iou) <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1], got {min_iou}: 0.5 asks for masks that "
+                         "overlap more than they differ.")
+    return float(min_iou)
 
 
 def plane_objects(plane: np.ndarray) -> PlaneObjects:
@@ -88,10 +101,15 @@ def overlaps(a: PlaneObjects, b: PlaneObjects) -> Overlaps:
     return Overlaps(ia, ib, inter, a.areas[ia], b.areas[ib])
 
 
-def match_one_to_one(ov: Overlaps, score: np.ndarray, min_score: float
+NO_PAIRS = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+
+def match_one_to_one(ov: Overlaps | None, score: np.ndarray | None, min_score: float
                      ) -> tuple[np.ndarray, np.ndarray]:
     """The one-to-one matching of maximal total ``score`` among the pairs scoring at least
     ``min_score`` (0-based compact numbers of a and of b, in order of a)."""
+    if ov is None:
+        return NO_PAIRS
     keep = score >= min_score
     a, b, s = ov.a[keep], ov.b[keep], score[keep]
     if not len(a):

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .overlap import Overlaps, check_labels, match_one_to_one, overlaps, plane_objects
-from .slices import LABEL_DTYPE, check_min_iou
+from .overlap import (
+    LABEL_DTYPE, Overlaps, check_labels, check_min_iou, match_one_to_one, overlaps, plane_objects,
+)
 from .tracks import TrackingResult, frame_tracks, sort_tracks
 
 
@@ -136,6 +137,6 @@ class _FrameLinker:
             parents[split[:, 1] + 1] = parent_ids
             parents[split[:, 2] + 1] = parent_ids
             free = ~np.isin(ov.a, split[:, 0]) & ~np.isin(ov.b, split[:, 1:])
-        kept = Overlaps(ov.a[free], ov.b[free], ov.inter[free], ov.area_a[free], ov.area_b[free])
+        kept = ov.subset(free)
         rows, cols = match_one_to_one(kept, kept.iou, self.min_iou)
         ids[cols + 1] = self._previous_ids[rows + 1]

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..progress import Job, Progress, run
-from .slices import LABEL_DTYPE, SliceLinker, check_min_iou
+from .overlap import LABEL_DTYPE, check_min_iou
+from .slice_linker import SliceLinker
 
 STEPS_PER_SLICE = 1000  # resolution of the volume's progress bar
 
@@ -56,7 +57,11 @@ def iter_segment_volume(volume, model, method: str = "grid", link_iou: float = 0
         job = nsa.iter_segment_everything(np.asarray(volume[z]), model, method, detector,
                                           contrast_limits, **params)
         result = yield from _as_part(job, z, shape[0])
-        out[z] = linker.push(result.paint(out=plane))
+        linked = linker.push(result.paint(out=plane))
+        if linked is not None:  # a slice is final once the next is seen
+            out[z - 1] = linked
+    if shape[0]:
+        out[shape[0] - 1] = linker.finish()
     yield Progress(shape[0] * STEPS_PER_SLICE, shape[0] * STEPS_PER_SLICE,
                    f"{linker.count} objects in {shape[0]} slices")
     return out
