@@ -92,6 +92,16 @@ def plane_objects(plane: np.ndarray) -> PlaneObjects:
     return PlaneObjects(values, first, counts, inverse.astype(np.int64, copy=False))
 
 
+def number_new(ids: np.ndarray, first: np.ndarray, count: int) -> int:
+    """Give the objects still without an id (``ids[k + 1] == 0``) the ids ``count + 1, ...``
+    in order of first appearance (``first``: their first pixel's flat index); returns the
+    new count."""
+    new = np.flatnonzero(ids[1:] == 0)
+    new = new[np.argsort(first[new], kind="stable")]
+    ids[new + 1] = np.arange(count + 1, count + 1 + len(new))
+    return count + len(new)
+
+
 def overlaps(a: PlaneObjects, b: PlaneObjects) -> Overlaps:
     """Every pair of objects of ``a`` and ``b`` sharing at least one pixel."""
     both = (a.index > 0) & (b.index > 0)

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .overlap import (
-    LABEL_DTYPE, NO_PAIRS, Overlaps, PlaneObjects, check_min_iou, match_one_to_one, overlaps, plane_objects,
+    LABEL_DTYPE, NO_PAIRS, Overlaps, PlaneObjects, check_min_iou, match_one_to_one, number_new,
+    overlaps, plane_objects,
 )
 
 END_INSIDE = 0.5  # rule 2: the share of a one-slice mask inside the mask it continues
@@ -77,10 +78,7 @@ class SliceLinker:
         self._attach_behind(plane, lonely)
         lonely &= plane.inherited[1:] == 0  # and not attached behind
         ids = plane.inherited.copy()
-        new = np.flatnonzero(ids[1:] == 0)
-        new = new[np.argsort(plane.objects.first[new], kind="stable")]
-        ids[new + 1] = np.arange(self.count + 1, self.count + 1 + len(new))
-        self.count += len(new)
+        self.count = number_new(ids, plane.objects.first, self.count)
         if after is not None:
             taken = np.zeros(len(after.objects), bool)
             taken[cols] = True

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .overlap import (
-    LABEL_DTYPE, Overlaps, check_labels, check_min_iou, match_one_to_one, overlaps, plane_objects,
+    LABEL_DTYPE, Overlaps, check_labels, check_min_iou, match_one_to_one, number_new, overlaps,
+    plane_objects,
 )
 from .tracks import TrackingResult, frame_tracks, sort_tracks
 
@@ -120,11 +121,9 @@ class _FrameLinker:
         parents = np.zeros(len(objects) + 1, np.int64)
         if self._previous is not None and len(objects) and len(self._previous):
             self._link(overlaps(self._previous, objects), ids, parents)
-        new = np.flatnonzero(ids[1:] == 0)
-        new = new[np.argsort(objects.first[new], kind="stable")]
-        ids[new + 1] = np.arange(self.count + 1, self.count + 1 + len(new))
-        self.count += len(new)
-        for k in new[parents[new + 1] > 0]:
+        before = self.count
+        self.count = number_new(ids, objects.first, self.count)
+        for k in np.flatnonzero((ids[1:] > before) & (parents[1:] > 0)):
             self.graph[int(ids[k + 1])] = [int(parents[k + 1])]
         self.rows.append(frame_tracks(objects.index, ids[1:], len(self.rows), self.width))
         self._previous, self._previous_ids = objects, ids
