@@ -11,8 +11,8 @@ The scripting API is imported lazily and never imports Qt or napari::
 
 Everything listed in ``__all__`` is importable from here (``docs/api.md`` documents it):
 models and weights, ``Predictor`` and the napari <-> SAM coordinate helpers, everything
-mode, detection, propagation, embeddings (cache, on-disk store, tiling), progress and the
-errors.
+mode, detection, propagation, embeddings (cache, on-disk store, tiling), the workflows (3D
+objects, tracking with lineage, object tables, image series), progress and the errors.
 """
 from __future__ import annotations
 
@@ -54,6 +54,22 @@ _API = {
     "TilingSettings": "napari_segany.engine.tiling",
     "segment_everything_tiled": "napari_segany.engine.everything",
     "iter_segment_everything_tiled": "napari_segany.engine.everything",
+    # workflows: 3D objects, tracking, object tables, image series
+    "link_slices": "napari_segany.engine.workflows.slices",
+    "segment_volume": "napari_segany.engine.workflows.volume",
+    "iter_segment_volume": "napari_segany.engine.workflows.volume",
+    "track_labels": "napari_segany.engine.workflows.tracking",
+    "DivisionRule": "napari_segany.engine.workflows.tracking",
+    "TrackingResult": "napari_segany.engine.workflows.tracks",
+    "merge_tracks": "napari_segany.engine.workflows.tracks",
+    "split_track": "napari_segany.engine.workflows.tracks",
+    "set_parent": "napari_segany.engine.workflows.tracks",
+    "write_ctc": "napari_segany.engine.workflows.ctc",
+    "read_ctc": "napari_segany.engine.workflows.ctc",
+    "object_features": "napari_segany.engine.workflows.features",
+    "filter_objects": "napari_segany.engine.workflows.features",
+    "write_features_csv": "napari_segany.engine.workflows.features",
+    "ImageSeries": "napari_segany.engine.workflows.series",
     # progress, cancel, errors
     "Progress": "napari_segany.engine.progress",
     "Cancelled": "napari_segany.engine.errors",

@@ -52,7 +52,7 @@ def iter_segment_everything(image, model, method: str = "grid", detector=None,
 
     check_method(method)
     rgb = to_uint8_rgb(image, contrast_limits)
-    model = _as_model(model)
+    model = as_model(model)
     if method == "fastsam":
         from .fastsam_method import iter_fastsam
 
@@ -90,10 +90,11 @@ def _object_aware(predictor, rgb, detector, embedding, params):
         raise ValueError("method='object_aware' needs detector= (the MobileSAMv2 ObjectAwareModel.pt "
                          "path, or a model from load_model('mobilesamv2_objectaware', checkpoint=...)).")
     p = ObjectAwareParams.from_kwargs(**params)
-    return (yield from iter_object_aware(predictor, rgb, _as_detector(detector), p, embedding))
+    return (yield from iter_object_aware(predictor, rgb, as_detector(detector), p, embedding))
 
 
-def _as_model(model):
+def as_model(model):
+    """A loaded model, loading a registry name once."""
     if isinstance(model, str):
         from ..weights import load_model
 
@@ -101,7 +102,8 @@ def _as_model(model):
     return model
 
 
-def _as_detector(detector):
+def as_detector(detector):
+    """A loaded MobileSAMv2 detector, from a registry name or a path (loaded once)."""
     if isinstance(detector, str) or hasattr(detector, "__fspath__"):
         from ..weights import load_model
         from ...models.registry import REGISTRY

@@ -60,13 +60,13 @@ def iter_segment_stack(planes: Iterable, n_planes: int, model, method: str = "gr
         embedded before is not encoded again); None computes them.
     unit: what progress messages call a plane ("slice 2/5: ...").
     """
-    from . import _as_detector, _as_model
+    from . import as_detector, as_model
 
     check_method(method)
-    model = _as_model(model)
+    model = as_model(model)
     check_network(method, model)
     if method == "object_aware" and detector is not None:
-        detector = _as_detector(detector)
+        detector = as_detector(detector)
         check_detector(detector)
     tiling = tiling or TilingSettings()
     size = model_input_size(model)

@@ -58,10 +58,10 @@ def iter_segment_everything_tiled(
     ``params`` go to the method.
     ``tile_runner(rgb, embedding) -> Job[EverythingResult]`` replaces the method (tests).
     """
-    from . import _as_model, iter_segment_everything
+    from . import as_model, iter_segment_everything
 
     check_method(method)
-    model = _as_model(model)
+    model = as_model(model)
     tiled = None
     if METHOD_TASK[method] == PROMPTABLE and tile_runner is None:
         tiled = TiledPredictor(model, tile, halo, cache=cache, store=store)
