@@ -248,7 +248,7 @@ def test_model_identity_is_the_checkpoint_content_not_its_path(tmp_path, monkeyp
     assert model_identity(model_a).startswith("tiny_sam|sha256:")
     # remembered on disk for the next session (keyed on path, size and mtime)
     content_identity._memo.clear()
-    assert (tmp_path / "cache" / "digests.json").is_file()
+    assert (tmp_path / "cache" / "weights" / "digests.json").is_file()
     calls = []
     monkeypatch.setattr("napari_segany.engine.weights.cache.sha256_of", lambda p: calls.append(p))
     assert model_identity(model_a) == model_identity(model_b) and calls == []

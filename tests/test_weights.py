@@ -16,8 +16,9 @@ from napari_segany.models.registry import PROMPTABLE, REGISTRY, ModelSpec, get_s
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
+    """The weights folder of a cache root given by $NAPARI_SEGANY_CACHE."""
     monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "cache"))
-    return tmp_path / "cache"
+    return tmp_path / "cache" / "weights"
 
 
 class _RunsCode:

@@ -3,24 +3,35 @@ from __future__ import annotations
 
 import json
 
+#: How each file is verified, in the words of the table (see engine.weights.ledger).
+CHECKS = {
+    "published": "sha256 published",
+    "recorded": "sha256 recorded at first download",
+    "unrecorded": "no published sha256: recorded at first download",
+}
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("models", help="list the registered models, their licenses and weights")
     p.add_argument("--json", action="store_true", help="print one JSON document (for scripts)")
     p.set_defaults(run=run_models)
     d = sub.add_parser("download", help="download the official weights of models into the cache")
-    d.add_argument("names", nargs="+", help="model names (see `napari-segany models`)")
+    d.add_argument("names", nargs="*", help="model names (see `napari-segany models`)")
+    d.add_argument("--hashes", action="store_true",
+                   help="print the sha256 and size of the files (the ones named, else every "
+                        "cached one) for comparing them with a published or a colleague's digest")
     d.set_defaults(run=run_download, parser=d)
 
 
 def model_rows() -> list[dict]:
     """One dict per registered model: what ``models`` prints, as data."""
-    from ..engine.weights import cached_path, weights_present
+    from ..engine.weights import cached_path, verification, weights_present
     from ..models.registry import REGISTRY
 
     return [{
         "name": name, "task": spec.task, "family": spec.family,
         "weights": "present" if weights_present(name) else "missing",
+        "check": CHECKS[verification(name)],
         "file": str(cached_path(name)), "license": spec.license,
         "description": spec.description, "urls": list(spec.urls), "sha256": spec.sha256,
     } for name, spec in REGISTRY.items()]
@@ -41,8 +52,9 @@ def run_models(args) -> int:
         print(json.dumps({"cache_folder": str(cache_dir()), "models": rows}, indent=1))
         return 0
     print(f"cache folder: {cache_dir()}")
-    table = [["model", "task", "weights", "license", "description"]]
-    table += [[r["name"], r["task"], r["weights"], r["license"], r["description"]] for r in rows]
+    table = [["model", "task", "weights", "check", "license", "description"]]
+    table += [[r["name"], r["task"], r["weights"], r["check"], r["license"], r["description"]]
+              for r in rows]
     for line in format_table(table):
         print(line)
     return 0
@@ -54,6 +66,8 @@ def run_download(args) -> int:
     from ..models.registry import REGISTRY
     from .loading import option_for
 
+    if not args.names and not args.hashes:
+        args.parser.error("name the models to download (see `napari-segany models`).")
     unknown = [name for name in args.names if name not in REGISTRY]
     if unknown:  # before any download starts
         args.parser.error(f"unknown model(s) {', '.join(unknown)}; choose among "
@@ -64,4 +78,29 @@ def run_download(args) -> int:
         except WeightsNotFoundError as exc:
             raise reword_remedy(exc, f"give the file to a command with {option_for(name)} "
                                      f"/path/to/{getattr(exc, 'file_name', 'FILE')}") from None
+    if args.hashes:
+        print_hashes(args.names)
     return 0
+
+
+def print_hashes(names: list[str]) -> None:
+    """sha256, size and where the digest comes from, for the named (else all cached) files."""
+    from ..engine.weights import cached_path, read_ledger, sha256_of, weights_present
+    from ..engine.weights.ledger import verify_file
+    from ..models.registry import REGISTRY
+
+    table = [["model", "sha256", "bytes", "source of the check"]]
+    for name in names or [n for n in REGISTRY if weights_present(n)]:
+        path = cached_path(name)
+        if not path.is_file():
+            table.append([name, "-", "-", "not downloaded"])
+            continue
+        record, published = read_ledger(path.parent).get(path.name), REGISTRY[name].sha256
+        if published:
+            verify_file(path, published, "the published sha256")
+        digest = published or (record.sha256 if record else sha256_of(path))
+        source = ("published by the authors" if published else
+                  f"recorded {record.recorded} from {record.source}" if record else "not recorded yet")
+        table.append([name, digest, str(path.stat().st_size), source])
+    for line in format_table(table):
+        print(line)

@@ -64,19 +64,15 @@ class StoreWarning(UserWarning):
 
 
 def default_store_dir() -> Path:
-    """``$NAPARI_SEGANY_STORE``; else ``embeddings`` inside ``$NAPARI_SEGANY_CACHE`` when that
-    is set; else ``<user cache>/napari-segany/embeddings`` (``~/.cache/...`` on Linux)."""
+    """``$NAPARI_SEGANY_STORE``; else ``<cache root>/embeddings``: ``$NAPARI_SEGANY_CACHE/embeddings``
+    when that is set, else ``<user cache>/napari-segany/embeddings`` (``~/.cache/...`` on Linux),
+    beside ``<cache root>/weights``."""
     override = os.environ.get(STORE_ENV)
     if override:
         return Path(override).expanduser()
-    from ..weights import CACHE_ENV
+    from ..weights import cache_root
 
-    cache = os.environ.get(CACHE_ENV)
-    if cache:
-        return Path(cache).expanduser() / "embeddings"
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("napari-segany")) / "embeddings"
+    return cache_root() / "embeddings"
 
 
 def _short_hash(text: str) -> str:

@@ -3,14 +3,20 @@
 ``load_model(name, checkpoint=None)`` (:mod:`.loading`) finds the weights in this order:
 
 1. ``checkpoint`` given: a path to the official file, or a state dict in the official key layout;
-2. the cache folder (``$NAPARI_SEGANY_CACHE`` or the platform cache dir, e.g.
-   ``~/.cache/napari-segany/weights`` on Linux) holding the official file name;
-3. a download of the official URL with pooch (sha256-verified where a digest is published,
-   with a progress bar).  Offline, an error names the URL, the file and the folder to put it in.
+2. the weights folder of the cache (``$NAPARI_SEGANY_CACHE/weights``, else the platform cache
+   dir, e.g. ``~/.cache/napari-segany/weights`` on Linux) holding the official file name; files
+   that an older version put straight into ``$NAPARI_SEGANY_CACHE`` are found there too;
+3. a download of the official URL with pooch, with a progress bar.  Offline, an error names the
+   URL, the file and the folder to put it in.
+
+Every cached file is checked before use: against the published sha256 where there is one,
+else against the sha256 and size recorded when it first arrived (:mod:`.ledger`).
+
+The cache root holds ``weights/`` and ``embeddings/`` (the embedding store, see
+:func:`napari_segany.engine.embeddings.store.default_store_dir`).
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from pathlib import Path
@@ -20,24 +26,39 @@ import torch
 
 from ...models.registry import ModelSpec, get_spec
 from ..errors import CheckpointError, WeightsNotFoundError
+from . import ledger
+from .ledger import sha256_of  # noqa: F401  (re-exported: part of this module's API)
 
 CACHE_ENV = "NAPARI_SEGANY_CACHE"
 logger = logging.getLogger("napari_segany")
 
 
-def cache_dir() -> Path:
-    """The folder holding downloaded weights (created on demand)."""
+def cache_root() -> Path:
+    """``$NAPARI_SEGANY_CACHE``, else the platform's user cache folder of napari-segany."""
     override = os.environ.get(CACHE_ENV)
     if override:
         return Path(override).expanduser()
     import platformdirs
 
-    return Path(platformdirs.user_cache_dir("napari-segany")) / "weights"
+    return Path(platformdirs.user_cache_dir("napari-segany"))
+
+
+def cache_dir() -> Path:
+    """The folder holding downloaded weights: ``<cache root>/weights`` (created on demand)."""
+    return cache_root() / "weights"
 
 
 def cached_path(name: str | ModelSpec) -> Path:
-    """Where the official file of a model is (or would be) in the cache folder."""
-    return cache_dir() / get_spec(name).file_name
+    """Where the official file of a model is in the cache (or would be, once downloaded).
+
+    A file left by an older version straight in ``$NAPARI_SEGANY_CACHE`` is used where it is.
+    """
+    file_name = get_spec(name).file_name
+    target = cache_dir() / file_name
+    legacy = cache_root() / file_name
+    if not target.is_file() and legacy.is_file():
+        return legacy
+    return target
 
 
 def weights_present(name: str | ModelSpec) -> bool:
@@ -45,12 +66,23 @@ def weights_present(name: str | ModelSpec) -> bool:
     return cached_path(name).is_file()
 
 
+def verification(name: str | ModelSpec) -> str:
+    """How a model's file is checked: ``published`` (the authors' sha256), ``recorded`` (its
+    sha256 and size recorded at its first download) or ``unrecorded`` (not downloaded yet;
+    recorded when it arrives)."""
+    spec = get_spec(name)
+    if spec.sha256:
+        return ledger.PUBLISHED
+    path = cached_path(spec)
+    return ledger.RECORDED if path.name in ledger.read_ledger(path.parent) else ledger.UNRECORDED
+
+
 def fetch_checkpoint(name: str | ModelSpec, progress: bool = True) -> Path:
     """Path of the official file in the cache, downloading it if needed."""
     spec = get_spec(name)
     target = cached_path(spec)
     if target.is_file():
-        _verify_cached(spec, target)
+        ledger.verify_or_record(target, spec.sha256, source="found in the cache folder")
         return target
     if not spec.urls:
         raise _missing_error(spec, target, reason="it has no public download URL")
@@ -77,7 +109,10 @@ def _download(spec: ModelSpec, target: Path, progress: bool) -> Path:
         except Exception as exc:  # network errors come in many types (requests, OSError...)
             errors.append(f"{url}: {type(exc).__name__}")
             continue
-        return Path(fetched)  # a .zip release (EfficientSAM ViT-S) is read in place by its reader
+        fetched = Path(fetched)  # a .zip release (EfficientSAM ViT-S) is read in place by its reader
+        if not spec.sha256:  # pooch checked a published digest; else trust on first download
+            ledger.record_file(fetched, source=url)
+        return fetched
     raise _missing_error(spec, target, reason="; ".join(errors))
 
 
@@ -105,33 +140,3 @@ def reword_remedy(error: Exception, remedy: str) -> Exception:
     reworded = WeightsNotFoundError(str(error).replace(old, remedy))
     reworded.remedy, reworded.file_name = remedy, getattr(error, "file_name", "")
     return reworded
-
-
-def _verify_cached(spec: ModelSpec, path: Path) -> None:
-    """Check a cached file's sha256 once; remember the result beside it (keyed on size+mtime)."""
-    if not spec.sha256:
-        return
-    stat = path.stat()
-    stamp = path.with_name(path.name + ".sha256-ok")
-    key = f"{spec.sha256} {stat.st_size} {stat.st_mtime_ns}"
-    if stamp.is_file() and stamp.read_text() == key:
-        return
-    if sha256_of(path) != spec.sha256:
-        raise CheckpointError(
-            f"{path} does not match the published sha256 of {spec.file_name}: it is corrupt or "
-            "another file. Delete it; it will be downloaded again."
-        )
-    try:
-        stamp.write_text(key)
-    except OSError:  # a read-only cache still works, it just re-hashes next time
-        pass
-
-
-def sha256_of(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
