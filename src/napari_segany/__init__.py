@@ -45,6 +45,8 @@ _API = {
     "iter_propagate": "napari_segany.engine.propagation",
     "PromptOptions": "napari_segany.engine.propagation_prompts",
     "StopRules": "napari_segany.engine.propagation_prompts",
+    "VideoPredictor": "napari_segany.engine.video",
+    "VideoMasks": "napari_segany.engine.video",
     # embeddings: in-memory cache, on-disk store, large images
     "EmbeddingCache": "napari_segany.engine.embedding_cache",
     "EmbeddingStore": "napari_segany.engine.embedding_store",

@@ -17,6 +17,7 @@ there is no hole filling (the official CPU install skips it too: no CUDA extensi
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 
 from ...models.sam2.sam2 import Sam2
 from ...models.sam2.tracking import MASK_LOGIT_LIMIT, NO_OBJ_SCORE
-from ..errors import PromptError
+from ..errors import Cancelled, PromptError
 from ..progress import Job, Progress, run
 from .features import FeatureCache
 from .frames import FrameSource
@@ -141,14 +142,16 @@ class VideoPredictor:
 
     def _frame_logits(self, state: VideoState, frame_idx: int, is_cond: bool) -> np.ndarray:
         """(n_obj, 1, H, W) logits of every object on a frame (NO_OBJ_SCORE if none yet)."""
-        masks = []
+        rows = []
         for obj_id, track in state.bank.tracks.items():
             out = track.latest(frame_idx, is_cond)
             if out is None:
-                masks.append(torch.full((1, 1, 4, 4), NO_OBJ_SCORE))
-                continue
-            masks.append(state.bank.load(obj_id, frame_idx, out).pred_masks.float().cpu())
-        return np.concatenate([self._to_video(state, m) for m in masks], axis=0)
+                rows.append(np.full((1, 1, state.video_height, state.video_width), NO_OBJ_SCORE,
+                                    np.float32))
+            else:
+                logits = state.bank.load(obj_id, frame_idx, out).pred_masks
+                rows.append(self._to_video(state, logits.float().cpu()))
+        return np.concatenate(rows, axis=0)
 
     @staticmethod
     def _to_video(state: VideoState, logits: torch.Tensor) -> np.ndarray:
@@ -217,10 +220,12 @@ class VideoPredictor:
     # --- jobs -----------------------------------------------------------------------------
     def iter_propagate(self, state: VideoState, start_frame_idx: int | None = None,
                        max_frame_num_to_track: int | None = None, reverse: bool = False,
-                       both_directions: bool = False) -> Job[VideoMasks]:
-        """Propagation as a job: yields :class:`Progress` after every frame (cancel by
-        closing it between two) and returns :class:`VideoMasks`.  ``both_directions``:
-        forward from the start frame, then backward from it."""
+                       both_directions: bool = False,
+                       cancel: threading.Event | None = None) -> Job[VideoMasks]:
+        """Propagation as a job: yields :class:`Progress` after every frame and returns
+        :class:`VideoMasks`.  ``both_directions``: forward from the start frame, then
+        backward from it.  Closing the job or setting ``cancel`` stops it between two frames
+        (``Cancelled``); the frames tracked so far stay in the session's memory bank."""
         passes = [False, True] if both_directions else [reverse]
         self._commit_prompts(state)
         orders = [self._frame_order(state, start_frame_idx, max_frame_num_to_track, r)
@@ -230,6 +235,8 @@ class VideoPredictor:
         for direction in passes:
             for frame_idx, _, logits in self.propagate_in_video(
                     state, start_frame_idx, max_frame_num_to_track, direction):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("The SAM 2 propagation was cancelled; nothing was returned.")
                 collector.add(frame_idx, logits)
                 step += 1
                 yield Progress(step, total, f"SAM 2 propagation: frame {frame_idx}")

@@ -114,11 +114,11 @@ class MultiScaleBlock(nn.Module):
             size = x.shape[1:3]
             x, padded = window_partition(x, window)
         x = self.attn(x)
-        if self.q_stride:  # the windows shrank with the queries
-            window = self.window_size // self.q_stride[0]
-            size = shortcut.shape[1:3]
-            padded = tuple(s + (window - s % window) % window for s in size)
-        if self.window_size > 0:
+        if window > 0:
+            if self.q_stride:  # the windows shrank with the queries
+                window = self.window_size // self.q_stride[0]
+                size = shortcut.shape[1:3]
+                padded = tuple(s + (window - s % window) % window for s in size)
             x = window_unpartition(x, window, padded, size)
         x = shortcut + x
         return x + self.mlp(self.norm2(x))
