@@ -63,9 +63,13 @@ def test_propagation_forward_reverse_and_both(model, frames, one_thread):
     result = run(predictor.iter_propagate(state, both_directions=True), steps.append)
     assert [p.step for p in steps] == list(range(1, T + 2)) and steps[-1].total == T + 1
     assert list(result.frame_indices) == list(range(T)) and result.obj_ids == [5, 2]
-    assert result.masks.shape == (T, 2, H, W) and result.labels.shape == (T, H, W)
+    assert result.labels.shape == (T, H, W) and result.labels.dtype == np.uint8
     assert set(np.unique(result.labels)) <= {0, 2, 5}
-    assert np.array_equal(result.labels > 0, result.masks.any(axis=1))
+    masks = result.masks()
+    assert masks.shape == (T, 2, H, W) and np.array_equal(result.labels > 0, masks.any(axis=1))
+    last = {f: lg for f, _, lg in predictor.propagate_in_video(state, start_frame_idx=T - 1)}
+    winner = np.where(last[T - 1].max(axis=0)[0] > 0, np.array([5, 2])[last[T - 1][:, 0].argmax(0)], 0)
+    np.testing.assert_array_equal(result.labels[-1], winner)  # highest positive logit wins
 
 
 def test_propagation_can_be_cancelled(model, frames, one_thread):
@@ -85,7 +89,7 @@ def test_spilled_memories_give_identical_results(model, frames, one_thread, tmp_
     predictor, state = _prompted(model, frames, ram_frames=2, spill_dir=tmp_path)
     spilled = predictor.propagate(state, both_directions=True)
     assert state.bank.spilled_frames() > 0 and any(tmp_path.iterdir())
-    np.testing.assert_array_equal(spilled.masks, in_ram.masks)
+    np.testing.assert_array_equal(spilled.labels, in_ram.labels)
     # a correction on a spilled frame reads its logits back
     predictor.add_new_points_or_box(state, 8, 5, points=[[30, 30]], labels=[0])
     state.close()

@@ -35,16 +35,16 @@ class FrameOutput:
 
 @dataclass
 class ObjectTrack:
-    """Prompts and outputs of one object.  ``temp`` holds the outputs of prompts given
-    since the last propagation (keyed by is_cond), committed with their memory when the
-    next propagation starts; ``tracked`` maps each tracked frame to its direction
-    (True = reverse)."""
+    """Prompts and outputs of one object.  ``points``: frame -> the (model-frame) points
+    of its last click prompt (a mask prompt clears them); ``temp`` holds the outputs of
+    prompts given since the last propagation (keyed by is_cond), committed with their
+    memory when the next propagation starts; ``tracked`` maps each tracked frame to its
+    direction (True = reverse)."""
 
     cond: dict = field(default_factory=dict)
     non_cond: dict = field(default_factory=dict)
     temp: dict = field(default_factory=lambda: {True: {}, False: {}})
     points: dict = field(default_factory=dict)
-    masks: dict = field(default_factory=dict)
     tracked: dict = field(default_factory=dict)
 
     def latest(self, frame_idx: int, is_cond: bool | None = None) -> FrameOutput | None:

@@ -103,7 +103,6 @@ class VideoPredictor:
         device = self._device()
         points_in = (coords.to(device), point_labels.to(device))
         track.points[frame_idx] = points_in
-        track.masks.pop(frame_idx, None)
         return self._prompt(state, frame_idx, obj_id, points=points_in)
 
     def add_new_mask(self, state: VideoState, frame_idx: int, obj_id: int, mask) -> Result:
@@ -117,9 +116,7 @@ class VideoPredictor:
             mask = F.interpolate(mask, size=(size, size), mode="bilinear", align_corners=False,
                                  antialias=True)
             mask = (mask >= 0.5).float()
-        track = state.bank.track(obj_id)
-        track.masks[frame_idx] = mask
-        track.points.pop(frame_idx, None)
+        state.bank.track(obj_id).points.pop(frame_idx, None)
         return self._prompt(state, frame_idx, obj_id, mask=mask)
 
     def _prompt(self, state: VideoState, frame_idx: int, obj_id: int, points=None,
