@@ -48,6 +48,11 @@ def test_prompt_returns_every_object_at_frame_size(model, frames, one_thread):
     assert ids == [5, 2] and logits.shape == (2, 1, H, W)
     _, ids, logits = predictor.add_new_points_or_box(state, 6, 9, points=[[1, 1]], labels=[1])
     assert np.all(logits[:2] == -1024.0)  # objects without output on that frame
+    predictor.add_new_points_or_box(state, 6, 9, points=[[5, 5]], labels=[0], clear_old_points=False)
+    coords, labels = state.bank.tracks[9].points[6]
+    assert labels.tolist() == [[1, 0]] and coords.shape == (1, 2, 2)
+    with pytest.raises(PromptError, match="box"):
+        predictor.add_new_points_or_box(state, 6, 9, box=[1, 1, 9, 9], clear_old_points=False)
 
 
 def test_propagation_forward_reverse_and_both(model, frames, one_thread):

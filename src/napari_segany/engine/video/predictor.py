@@ -93,15 +93,16 @@ class VideoPredictor:
         obj_id = check_obj_id(obj_id)
         coords, point_labels = to_model_points(points, labels, box, state.video_height,
                                                state.video_width, self.model.image_size)
+        if box is not None and not clear_old_points:
+            raise PromptError("A box must come first: add it with clear_old_points=True.")
+        device = self._device()
+        coords, point_labels = coords.to(device), point_labels.to(device)
         track = state.bank.track(obj_id)
-        old = track.points.get(frame_idx) if not clear_old_points else None
+        old = None if clear_old_points else track.points.get(frame_idx)
         if old is not None:
-            if box is not None:
-                raise PromptError("A box must come first: add it with clear_old_points=True.")
             coords = torch.cat([old[0], coords], dim=1)
             point_labels = torch.cat([old[1], point_labels], dim=1)
-        device = self._device()
-        points_in = (coords.to(device), point_labels.to(device))
+        points_in = (coords, point_labels)
         track.points[frame_idx] = points_in
         return self._prompt(state, frame_idx, obj_id, points=points_in)
 
