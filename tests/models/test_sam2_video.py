@@ -8,7 +8,6 @@ loader does.  No hole filling (README: the official CPU install skips it).
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from _sam2_case import load_case_model, load_npz, max_abs

@@ -11,8 +11,8 @@ Output: one (B, C_i, H_i, W_i) map per stage, strides 4, 8, 16, 32 of the input.
 """
 from __future__ import annotations
 
-import torch.nn.functional as F
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..sam.common import MLP
