@@ -24,6 +24,7 @@ from napari_segany.engine import weights
 from napari_segany.models.registry import INSTANCE, PROMPTABLE, ModelSpec, get_spec
 
 from _everything import TINY_SAM, random_state_dict
+from _sam2_tiny import TINY_SAM2
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 _BLOCK = re.compile(r"(<!--[^\n]*-->\s*\n)?```(\w+)\n(.*?)```", re.S)
@@ -44,7 +45,8 @@ def stand_in_loader():
         spec = name if isinstance(name, ModelSpec) else get_spec(name)
         if spec.name not in made:
             if spec.task == PROMPTABLE:
-                tiny = dataclasses.replace(TINY_SAM, name=spec.name, description=spec.description,
+                stand_in = TINY_SAM2 if spec.family == "sam2" else TINY_SAM
+                tiny = dataclasses.replace(stand_in, name=spec.name, description=spec.description,
                                            license=spec.license)
                 made[spec.name] = real(tiny, checkpoint=random_state_dict(tiny), device="cpu")
             else:

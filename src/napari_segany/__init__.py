@@ -46,6 +46,8 @@ _API = {
     "iter_propagate": "napari_segany.engine.propagation",
     "PromptOptions": "napari_segany.engine.propagation",
     "StopRules": "napari_segany.engine.propagation",
+    "VideoPredictor": "napari_segany.engine.video",
+    "VideoMasks": "napari_segany.engine.video",
     # embeddings: in-memory cache, on-disk store, large images
     "Embedding": "napari_segany.engine.embeddings",
     "EmbeddingCache": "napari_segany.engine.embeddings",

@@ -29,7 +29,8 @@ class ModelSpec:
 
     ``preprocessing`` names the image transform of the engine:
     ``"longest_side"`` (SAM: resize longest side, normalise, pad bottom/right),
-    ``"stretch"`` (EfficientSAM: resize to a square, no padding) or
+    ``"stretch"`` (EfficientSAM: resize to a square, no padding),
+    ``"stretch_antialias"`` (SAM 2: the same with an antialiased resize and bilinear masks) or
     ``"letterbox"`` (YOLOv8: keep aspect, pad to a stride multiple with 114).
 
     ``input_size`` is the side of the *prompt frame*: the square that prompts, low-res masks
@@ -95,6 +96,21 @@ _SAM_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 _ZENODO = "https://zenodo.org/record/"
 _MICRO_SAM_LICENSE = "CC-BY-4.0 (micro-sam fine-tune; credit micro-sam when you publish)"
 _ULTRA_URL = "https://github.com/ultralytics/assets/releases/download/v8.2.0/"
+_SAM2_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
+_SAM2_MAPPER = "napari_segany.models.sam2.keys:map_sam2_keys"
+_SAM2_BUILD = "napari_segany.models.sam2.build:build_sam2_hiera_"
+
+
+def _sam2(size: str, builder: str, file: str, description: str) -> ModelSpec:
+    """A SAM 2.1 spec: the official file is ``{'model': state_dict}`` (unwrapped by the key
+    mapper); no sha256 is published by the authors, so ``sha256`` stays None until the
+    release-quality work records one at first download."""
+    return ModelSpec(
+        name=f"sam2.1_hiera_{size}", family="sam2", task=PROMPTABLE, builder=_SAM2_BUILD + builder,
+        file_name=file, urls=(_SAM2_URL + file,), license="Apache-2.0",
+        checkpoint_format="state_dict", key_mapper=_SAM2_MAPPER, preprocessing="stretch_antialias",
+        pixel_mean=IMAGENET_MEAN_01, pixel_std=IMAGENET_STD_01, description=description,
+    )
 
 _SPECS = (
     ModelSpec(
@@ -173,6 +189,17 @@ _SPECS = (
         supports_mask_input=False, single_mask_from_multimask=True,
         description="EfficientSAM ViT-Small (SAMI-pretrained, 26M parameters)",
     ),
+    # SAM 2.1 (2024-09-28 release; configs/sam2.1/sam2.1_hiera_*.yaml of sam2 1.1.0).
+    # sha256_reported for the tiny file (pinned by a third party, ../shared/checkpoints.json):
+    # 7402e0d864fa82708a20fbd15bc84245c2f26dff0eb43a4b5b93452deb34be69, 156008466 bytes.
+    _sam2("t", "t", "sam2.1_hiera_tiny.pt",
+          "SAM 2.1 Hiera-Tiny (39M parameters, 156 MB): images and memory-based propagation"),
+    _sam2("s", "s", "sam2.1_hiera_small.pt",
+          "SAM 2.1 Hiera-Small (46M parameters): images and memory-based propagation"),
+    _sam2("b+", "b_plus", "sam2.1_hiera_base_plus.pt",
+          "SAM 2.1 Hiera-Base+ (81M parameters): images and memory-based propagation"),
+    _sam2("l", "l", "sam2.1_hiera_large.pt",
+          "SAM 2.1 Hiera-Large (224M parameters): images and memory-based propagation"),
     ModelSpec(
         name="fastsam_s", family="fastsam", task=INSTANCE,
         builder="napari_segany.models.yolo.build:build_yolov8",

@@ -9,6 +9,8 @@ Two families of geometry:
 * :class:`StretchTransform` (EfficientSAM): ``/255``, bilinear (no antialias) straight to
   ``S x S`` (aspect not kept, no padding), normalise with ImageNet mean/std.  Masks: bicubic
   straight from the low-res logits to the original size.
+* :class:`AntialiasStretchTransform` (SAM 2): as the stretch, but the resize is antialiased
+  (torchvision ``Resize`` on a float tensor), prompts are ``x / W * S`` and masks bilinear.
 
 The *prompt frame* (``ModelSpec.input_size``, SAM: 1024) is what prompts, low-res masks and
 their post-processing refer to; the encoder may take a smaller image
@@ -132,9 +134,37 @@ class StretchTransform(LongestSideTransform):
         return F.interpolate(low_res, tuple(original_size), mode="bicubic", align_corners=False)
 
 
+class AntialiasStretchTransform(StretchTransform):
+    """SAM 2's ``SAM2Transforms``: ``/255``, bilinear *antialiased* resize of the float
+    tensor straight to ``S x S`` (aspect not kept, no padding), ImageNet mean/std on 0..1.
+    Prompts: float32 ``x / W * S``, ``y / H * S`` (divide first).  Masks: bilinear straight
+    from the low-res logits to the original size (no crop: there is no padding)."""
+
+    def to_model_input(self, image: np.ndarray, device=None) -> tuple[torch.Tensor, tuple[int, int]]:
+        x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255)[None]
+        size = (self.target_length, self.target_length)
+        x = F.interpolate(x, size, mode="bilinear", align_corners=False, antialias=True)
+        x = (x - self.pixel_mean) / self.pixel_std
+        return (x.to(device) if device is not None else x), size
+
+    def apply_coords(self, coords: np.ndarray, original_size: tuple[int, int]) -> np.ndarray:
+        coords = np.asarray(coords, dtype=np.float32)
+        scale = np.array([original_size[1], original_size[0]], dtype=np.float32)
+        return (coords / scale) * np.float32(self.target_length)
+
+    def apply_coords_torch(self, coords: torch.Tensor, original_size) -> torch.Tensor:
+        scale = torch.tensor([original_size[1], original_size[0]], dtype=torch.float,
+                             device=coords.device)
+        return (coords.to(torch.float) / scale) * self.target_length
+
+    def postprocess_masks(self, low_res: torch.Tensor, input_size, original_size) -> torch.Tensor:
+        return F.interpolate(low_res, tuple(original_size), mode="bilinear", align_corners=False)
+
+
 def transform_for(spec: ModelSpec) -> LongestSideTransform:
     """The transform a promptable model's spec asks for."""
-    kinds = {"longest_side": LongestSideTransform, "stretch": StretchTransform}
+    kinds = {"longest_side": LongestSideTransform, "stretch": StretchTransform,
+             "stretch_antialias": AntialiasStretchTransform}
     try:
         kind = kinds[spec.preprocessing]
     except KeyError:

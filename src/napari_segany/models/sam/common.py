@@ -4,6 +4,8 @@ Attribute names follow the official code so checkpoints load with identity key m
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -43,19 +45,22 @@ class MLPBlock(nn.Module):
 
 
 class MLP(nn.Module):
-    """``num_layers`` linear layers with ReLU in between (no activation after the last).
+    """``num_layers`` linear layers with ``act`` (ReLU) in between, none after the last.
 
-    Used by the mask decoder for the hypernetworks and the IoU head.
+    Used by the mask decoder for the hypernetworks and the IoU head; SAM 2 also uses it with
+    GELU (Hiera blocks) and for its object-pointer projection (keys ``layers.<i>``).
     """
 
-    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int) -> None:
+    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int, num_layers: int,
+                 act: Callable[[Tensor], Tensor] = F.relu) -> None:
         super().__init__()
         dims_in = [input_dim] + [hidden_dim] * (num_layers - 1)
         dims_out = [hidden_dim] * (num_layers - 1) + [output_dim]
         self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(dims_in, dims_out))
+        self.act = act
 
     def forward(self, x: Tensor) -> Tensor:
         last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            x = layer(x) if i == last else F.relu(layer(x))
+            x = layer(x) if i == last else self.act(layer(x))
         return x

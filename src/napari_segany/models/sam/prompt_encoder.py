@@ -106,7 +106,10 @@ class PromptEncoder(nn.Module):
         return self._dense_pe_cache[1]
 
     def _embed_points(self, points: Tensor, labels: Tensor, pad: bool) -> Tensor:
-        """points (B, N, 2) x/y, labels (B, N) in {-1, 0, 1} -> (B, N (+1 if pad), C)."""
+        """points (B, N, 2) x/y, labels (B, N) -> (B, N (+1 if pad), C).
+
+        Labels: -1 padding, 0 background, 1 foreground; 2 and 3 are box corners given as
+        points (top-left, bottom-right), as SAM 2 feeds boxes."""
         points = points + 0.5  # pixel centre
         if pad:  # SAM appends a (0, 0) point labelled -1 when there is no box
             points = torch.cat([points, points.new_zeros(points.shape[0], 1, 2)], dim=1)
@@ -116,8 +119,10 @@ class PromptEncoder(nn.Module):
             self.not_a_point_embed.weight,
             self.point_embeddings[0].weight,
             self.point_embeddings[1].weight,
+            self.point_embeddings[2].weight,
+            self.point_embeddings[3].weight,
         ])
-        # label -1 replaces the positional encoding, 0/1 add to it (as the official code)
+        # label -1 replaces the positional encoding, 0..3 add to it (as the official code)
         pe = torch.where((labels == -1).unsqueeze(-1), torch.zeros((), dtype=pe.dtype), pe)
         return pe + table[labels.long() + 1]
 

@@ -20,6 +20,46 @@ def _batch_of(name: str, t: Tensor, ndim: int, tail: tuple, hint: str) -> int:
     return t.shape[0]
 
 
+def check_prompts(pe: PromptEncoder, embeddings: Tensor, point_coords, point_labels, boxes,
+                  mask_input):
+    """Validate the prompts of ``decode`` against the prompt encoder ``pe`` and the (lowest
+    level) image embeddings; returns (points, boxes, mask_input, B) with coordinates in
+    float32 (the positional encoding is computed in float32).  Shared by SAM and SAM 2."""
+    (h, w), c = pe.image_embedding_size, pe.embed_dim
+    batches = []  # batch sizes of the sparse prompts
+    points = None
+    if (point_coords is None) != (point_labels is None):
+        raise ValueError("give point_coords and point_labels together (or neither)")
+    if point_coords is not None:
+        batches.append(_batch_of("point_coords", point_coords, 3, (None, 2), "(B, N, 2) x, y"))
+        n = point_coords.shape[1]
+        batches.append(_batch_of("point_labels", point_labels, 2, (n,), f"(B, {n}) ints"))
+        if ((point_labels < -1) | (point_labels > 1)).any():
+            raise ValueError(
+                "point_labels must be 1 (foreground), 0 (background) or -1 (padding)"
+            )
+        points = (point_coords.float(), point_labels.long())
+    if boxes is not None:
+        if boxes.ndim == 3 and boxes.shape[1] == 1:  # (B, 1, 4) as in predict_torch
+            boxes = boxes[:, 0]
+        batches.append(_batch_of("boxes", boxes, 2, (4,), "(B, 4) x0, y0, x1, y1"))
+        boxes = boxes.float()
+    emb_b = _batch_of("embeddings", embeddings, 4, (c, h, w), f"(1 or B, {c}, {h}, {w})")
+    mask_b = 1
+    if mask_input is not None:
+        mask_b = _batch_of("mask_input", mask_input, 4, (1, 4 * h, 4 * w),
+                           f"(B, 1, {4 * h}, {4 * w}) low-res logits")
+        mask_input = mask_input.to(embeddings.dtype)
+    batch = batches[0] if batches else max(emb_b, mask_b)
+    if any(b != batch for b in batches) or emb_b not in (1, batch) or mask_b not in (1, batch):
+        raise ValueError(
+            f"batch sizes disagree (points/boxes {batches}, mask_input {mask_b}, embeddings "
+            f"{emb_b}): give every prompt tensor the same batch size B, and embeddings and "
+            "mask_input a batch of 1 or B"
+        )
+    return points, boxes, mask_input, batch
+
+
 class Sam(nn.Module):
     """Segment Anything: ``encode`` an image once, ``decode`` many prompts against it.
 
@@ -70,49 +110,11 @@ class Sam(nn.Module):
         tokens 1..3) if multimask_output else 1 (token 0).
         """
         pe = self.prompt_encoder
-        points, boxes, mask_input, batch = self._check_prompts(
-            embeddings, point_coords, point_labels, boxes, mask_input
+        points, boxes, mask_input, batch = check_prompts(
+            pe, embeddings, point_coords, point_labels, boxes, mask_input
         )
         sparse, dense = pe(points, boxes, mask_input, batch_size=batch)
         return self.mask_decoder(embeddings, pe.get_dense_pe(), sparse, dense, multimask_output)
-
-    def _check_prompts(self, embeddings, point_coords, point_labels, boxes, mask_input):
-        """Validate shapes and batch sizes; returns (points, boxes, mask_input, B) with
-        coordinates in float32 (the positional encoding is computed in float32)."""
-        pe = self.prompt_encoder
-        (h, w), c = pe.image_embedding_size, pe.embed_dim
-        batches = []  # batch sizes of the sparse prompts
-        points = None
-        if (point_coords is None) != (point_labels is None):
-            raise ValueError("give point_coords and point_labels together (or neither)")
-        if point_coords is not None:
-            batches.append(_batch_of("point_coords", point_coords, 3, (None, 2), "(B, N, 2) x, y"))
-            n = point_coords.shape[1]
-            batches.append(_batch_of("point_labels", point_labels, 2, (n,), f"(B, {n}) ints"))
-            if ((point_labels < -1) | (point_labels > 1)).any():
-                raise ValueError(
-                    "point_labels must be 1 (foreground), 0 (background) or -1 (padding)"
-                )
-            points = (point_coords.float(), point_labels.long())
-        if boxes is not None:
-            if boxes.ndim == 3 and boxes.shape[1] == 1:  # (B, 1, 4) as in predict_torch
-                boxes = boxes[:, 0]
-            batches.append(_batch_of("boxes", boxes, 2, (4,), "(B, 4) x0, y0, x1, y1"))
-            boxes = boxes.float()
-        emb_b = _batch_of("embeddings", embeddings, 4, (c, h, w), f"(1 or B, {c}, {h}, {w})")
-        mask_b = 1
-        if mask_input is not None:
-            mask_b = _batch_of("mask_input", mask_input, 4, (1, 4 * h, 4 * w),
-                               f"(B, 1, {4 * h}, {4 * w}) low-res logits")
-            mask_input = mask_input.to(embeddings.dtype)
-        batch = batches[0] if batches else max(emb_b, mask_b)
-        if any(b != batch for b in batches) or emb_b not in (1, batch) or mask_b not in (1, batch):
-            raise ValueError(
-                f"batch sizes disagree (points/boxes {batches}, mask_input {mask_b}, embeddings "
-                f"{emb_b}): give every prompt tensor the same batch size B, and embeddings and "
-                "mask_input a batch of 1 or B"
-            )
-        return points, boxes, mask_input, batch
 
     def forward(self, x: Tensor) -> Tensor:
         """Same as :meth:`encode` (so tracing/profiling tools can call the module)."""
