@@ -63,8 +63,10 @@ def stand_in_loader():
 
 @pytest.fixture
 def docs_session(stand_in_loader, monkeypatch, tmp_path):
-    monkeypatch.setattr(weights, "load_model", stand_in_loader)
+    # nsa first: its lazy attribute resolves through engine.weights, and monkeypatch restores
+    # what it read first (the real loader, not a stand-in left behind for later tests)
     monkeypatch.setattr(nsa, "load_model", stand_in_loader)
+    monkeypatch.setattr(weights, "load_model", stand_in_loader)
     monkeypatch.setenv("NAPARI_SEGANY_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
 
