@@ -80,31 +80,36 @@ class Attention(DerivedCacheMixin, nn.Module):
         self.register_buffer("attention_bias_idxs", idxs, persistent=False)
 
     def bias_table(self) -> Tensor:
-        """(num_heads, N, N) attention bias, gathered from ``attention_biases`` (cached).
+        """(num_heads, N, N) attention bias in the qkv weight's dtype, gathered from
+        ``attention_biases`` (float32 under bfloat16, see ``models/precision.py``; cached).
 
         Always up to date (keyed on the parameter's version), unlike the official
         ``ab`` attribute set by ``train(False)``.
         """
+        dtype = self.qkv.weight.dtype
+
         def compute():
-            return self.attention_biases[:, self.attention_bias_idxs].contiguous()
+            return self.attention_biases[:, self.attention_bias_idxs].to(dtype).contiguous()
 
         if torch.is_grad_enabled() and self.attention_biases.requires_grad:
-            return self.attention_biases[:, self.attention_bias_idxs]  # differentiable
-        return self._derived("bias", (self.attention_biases,), compute)
+            return self.attention_biases[:, self.attention_bias_idxs].to(dtype)  # differentiable
+        return self._derived("bias", (self.attention_biases, self.qkv.weight), compute)
 
     def qkv_scaled(self) -> tuple[Tensor, Tensor]:
         """qkv weight (3C', C) and bias with the q rows pre-multiplied by ``scale`` (cached),
-        so q @ k^T needs no extra pass over the attention matrix."""
+        so q @ k^T needs no extra pass over the attention matrix.  The product is taken in
+        float32 (a bfloat16 ``scale`` would be off by up to 0.4 %) and cast back."""
+        weight, bias = self.qkv.weight, self.qkv.bias
+
         def compute():
             per_head = 2 * self.key_dim + self.d
-            scale = torch.ones(per_head, dtype=self.qkv.weight.dtype,
-                               device=self.qkv.weight.device)
+            scale = torch.ones(per_head, dtype=torch.float32, device=weight.device)
             scale[: self.key_dim] = self.scale
             scale = scale.repeat(self.num_heads)
-            return ((self.qkv.weight * scale[:, None]).contiguous(),
-                    (self.qkv.bias * scale).contiguous())
+            return ((weight * scale[:, None]).to(weight.dtype).contiguous(),
+                    (bias * scale).to(bias.dtype).contiguous())
 
-        return self._derived("qkv_scaled", (self.qkv.weight, self.qkv.bias), compute)
+        return self._derived("qkv_scaled", (weight, bias), compute)
 
     def forward(self, x: Tensor) -> Tensor:
         b, n, _ = x.shape
