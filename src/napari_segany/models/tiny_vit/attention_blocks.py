@@ -135,10 +135,14 @@ class Attention(DerivedCacheMixin, nn.Module):
         t = F.layer_norm(xp, (c,), self.norm.weight, self.norm.bias, self.norm.eps)
         wqkv, bqkv = self.qkv_scaled()
         qkv = fast_linear(t, wqkv, bqkv)  # (B, ws, pW, heads * (2 kd + d))
-        # windows: (B, ws, nW, ws, heads, e) -> (B*nW, heads, N, e), one copy
-        qkv = (qkv.view(b, ws, nw, ws, heads, 2 * kd + d).permute(0, 2, 4, 1, 3, 5)
-               .reshape(b * nw, heads, n, 2 * kd + d))
-        q, k, v = qkv.split([kd, kd, d], dim=3)
+        # windows: (B, ws, nW, ws, heads, e) -> (B*nW, heads, N, e)
+        qkv = qkv.view(b, ws, nw, ws, heads, 2 * kd + d)
+        if xp.dtype == torch.float32:  # one copy; MKL's sgemm reads the strided q, k, v
+            qkv = qkv.permute(0, 2, 4, 1, 3, 5).reshape(b * nw, heads, n, 2 * kd + d)
+            q, k, v = qkv.split([kd, kd, d], dim=3)
+        else:  # oneDNN's bf16 bmm would copy strided operands once per group: copy up front
+            q, k, v = (part.permute(0, 2, 4, 1, 3, 5).reshape(b * nw, heads, n, -1)
+                       for part in qkv.split([kd, kd, d], dim=5))
         bias = self.bias_table()
         o = torch.empty(b * nw, heads, n, d, dtype=xp.dtype, device=xp.device)
         group = chunk_len(xp, heads * n * n, b * nw)  # windows per group
