@@ -9,7 +9,10 @@ end to end (promptable models: ``Predictor.set_image``, i.e. preprocessing + enc
 YOLO models: letterbox + network forward, without NMS / mask assembly), median of
 ``runs`` alternating fp32 / bf16 runs, GFLOP/s and % of the matmul peak of that dtype
 measured in the same process (``bench_peak.py``).  ``--profile`` prints the
-``torch.profiler`` op table (self CPU time) of one pass per precision.
+``torch.profiler`` op table (self CPU time) of one pass per precision, and the ops of the
+bf16 pass that take float32 tensors (to show there is no silent float32 fallback).
+On a loaded machine, ``OMP_WAIT_POLICY=PASSIVE`` keeps spinning OpenMP threads from
+multiplying the times (see ``bench_tiny_vit.py``); on a quiet one leave it unset.
 
 Weights are the shared synthesized ones when ``../shared/parity`` exists, else random:
 timing does not depend on them.  bf16 = ``models.precision.set_encoder_precision``.
@@ -119,6 +122,27 @@ def profile_table(fn, rows: int = 15) -> str:
     return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
 
 
+def float32_ops(fn, rows: int = 6) -> str:
+    """Ops of one call of ``fn`` that take float32 tensors, by total time: in bf16 these
+    must be only the designed ones (LayerNorm's float32 affine parameters, the boundary
+    casts, positional tables, YOLO's box decoding), never a silent fallback."""
+    from collections import defaultdict
+
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        fn()
+    per_op = defaultdict(float)
+    for event in prof.profiler.kineto_results.events():
+        dtypes = [d for d in event.dtypes() if d]
+        if "float" in dtypes and event.name().startswith("aten::"):
+            per_op[event.name()] += event.duration_ns() / 1e6
+    lines = []
+    for name, ms in sorted(per_op.items(), key=lambda kv: -kv[1])[:rows]:
+        lines.append(f"  {name}: {ms:.1f} ms (incl. children)")
+    return "\n".join(lines) or "  none"
+
+
 def bench_model(name: str, image: np.ndarray, runs: int, peaks: dict, profile: bool) -> dict:
     fp32 = build(name)
     bf16 = set_encoder_precision(copy.deepcopy(fp32), "bf16")
@@ -132,6 +156,7 @@ def bench_model(name: str, image: np.ndarray, runs: int, peaks: dict, profile: b
                     "pct_peak": 100 * gflop / median / peaks[key]["peak"]}
     if profile:
         row["profile"] = {key: profile_table(fn) for key, fn in runners.items()}
+        row["bf16_float32_ops"] = float32_ops(runners["bf16"])
     return row
 
 
@@ -172,6 +197,8 @@ def main() -> None:
               f"bf16 {r['bf16']['s']:.3f} s (load {load_average()})", flush=True)
         for key, table in r.get("profile", {}).items():
             print(f"\n### {name} {key}: top ops by self CPU time\n{table}")
+        if "bf16_float32_ops" in r:
+            print(f"\n### {name} bf16: ops with float32 tensor inputs\n{r['bf16_float32_ops']}")
         gc.collect()
     print(f"\n{args.runs} alternating runs each, median; load average before {start_load}, "
           f"after {load_average()}\n")

@@ -46,7 +46,8 @@ def encoder_of(model: nn.Module) -> nn.Module:
 
 
 def precision_of(model: nn.Module) -> str:
-    """The precision recorded on ``model`` ("fp32" unless :func:`set_encoder_precision` changed it)."""
+    """The precision of ``model``'s encoder: "fp32" unless :func:`set_encoder_precision`
+    changed it (what an embedding-cache key should include)."""
     return getattr(model, "precision", "fp32")
 
 
