@@ -1,7 +1,7 @@
 """Every encoder family in float32 and bfloat16, side by side (1024 x 1024, 2 threads).
 
     python benchmarks/bench_precision.py [--models sam_vit_b mobile_sam ...] [--runs 5]
-        [--threads 2] [--profile] [--json benchmarks/results/precision.json]
+        [--warmup 2] [--threads 2] [--profile] [--json benchmarks/results/precision.json]
 
 Per model: GFLOP of one encoder pass (``torch.utils.flop_counter``; SDPA counted as its two
 matmuls; TinyViT counted on its reference path, same maths as the fast path), seconds
@@ -99,11 +99,11 @@ def count_gflop(model, image: np.ndarray) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def alternate(runners: dict, runs: int) -> dict[str, list[float]]:
-    """Warm up every runner twice, then time them in turn ``runs`` times (seconds)."""
+def alternate(runners: dict, runs: int, warmup: int = 2) -> dict[str, list[float]]:
+    """Warm up every runner ``warmup`` times, then time them in turn ``runs`` times (s)."""
     for fn in runners.values():
-        fn()
-        fn()
+        for _ in range(warmup):
+            fn()
     times = {key: [] for key in runners}
     for _ in range(runs):
         for key, fn in runners.items():
@@ -143,12 +143,13 @@ def float32_ops(fn, rows: int = 6) -> str:
     return "\n".join(lines) or "  none"
 
 
-def bench_model(name: str, image: np.ndarray, runs: int, peaks: dict, profile: bool) -> dict:
+def bench_model(name: str, image: np.ndarray, runs: int, warmup: int, peaks: dict,
+                profile: bool) -> dict:
     fp32 = build(name)
     bf16 = set_encoder_precision(copy.deepcopy(fp32), "bf16")
     runners = {"fp32": end_to_end(fp32, image), "bf16": end_to_end(bf16, image)}
     gflop = count_gflop(fp32, image)
-    times = alternate(runners, runs)
+    times = alternate(runners, runs, warmup)
     row = {"model": name, "gflop": gflop, "target_s": TARGETS.get(name)}
     for key, seconds in times.items():
         median = statistics.median(seconds)
@@ -178,6 +179,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (>= 1)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--profile", action="store_true", help="print torch.profiler op tables")
     parser.add_argument("--json", type=Path, help="also write the figures (and tables) here")
@@ -191,7 +193,8 @@ def main() -> None:
     image = np.random.default_rng(0).integers(0, 256, (1024, 1024, 3), dtype=np.uint8)
     rows = []
     for name in args.models:
-        rows.append(bench_model(name, image, args.runs, peaks, args.profile))
+        rows.append(bench_model(name, image, args.runs, max(1, args.warmup), peaks,
+                                args.profile))
         r = rows[-1]
         print(f"{name}: {r['gflop']:.0f} GFLOP, fp32 {r['fp32']['s']:.3f} s, "
               f"bf16 {r['bf16']['s']:.3f} s (load {load_average()})", flush=True)
