@@ -24,6 +24,7 @@ import napari_segany as nsa
 from napari_segany.engine import detection as D
 from napari_segany.engine import fastsam as F
 from napari_segany.models.precision import set_encoder_precision
+from test_predictor_efficient_sam import _queries as efficient_sam_queries
 
 pytestmark = pytest.mark.parity
 
@@ -61,15 +62,7 @@ def _prompt_sets(npz, image: str, name: str):
         sets = sorted({k.split("__")[1] for k in npz.files
                        if k.startswith(f"{image}__") and k.endswith("__lowres_logits")})
         for p in sets:
-            for pts, lab in zip(npz[f"{image}__{p}__points"][0], npz[f"{image}__{p}__labels"][0]):
-                kwargs = {}
-                corners = pts[np.isin(lab, (2, 3))]
-                if len(corners):
-                    kwargs["box"] = corners.reshape(-1)
-                clicks = np.isin(lab, (0, 1))
-                if clicks.any():
-                    kwargs["point_coords"], kwargs["point_labels"] = pts[clicks], lab[clicks]
-                yield kwargs
+            yield from efficient_sam_queries(npz, f"{image}__{p}")
         return
     runs = sorted({k.split("__")[1] for k in npz.files
                    if k.startswith(f"{image}__") and k.endswith("__multimask_output")})
