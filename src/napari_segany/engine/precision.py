@@ -4,10 +4,11 @@
 AVX512-BF16, slower without).  "auto" picks bfloat16 only where the hardware runs it much
 faster than float32, so it never picks a slower path:
 
-* CPU: Linux with AMX-BF16 tiles (``amx_bf16`` and ``amx_tile`` in ``/proc/cpuinfo``).  On
-  AVX512-BF16 without AMX (AMD EPYC, measured: matmul 2.5x faster, attention no faster,
-  whole encoders ~1.5x) "auto" stays float32, because bfloat16's accuracy cost is only worth
-  the AMX speed-up (~3-7x).  Other OSes: float32 (no cheap, reliable flag source).
+* CPU: Linux with AMX-BF16 tiles (``amx_bf16`` and ``amx_tile`` in ``/proc/cpuinfo``;
+  matmuls ~7x faster than float32 there, issue 19).  On AVX512-BF16 without AMX (AMD EPYC,
+  measured: matmuls ~2.5x, SDPA attention no faster, whole encoders 1.0-2.6x) "auto" stays
+  float32: bfloat16's rounding is only worth AMX's speed-up.  Other OSes: float32 (no
+  cheap, reliable flag source).
 * CUDA: devices with native bfloat16 (``torch.cuda.is_bf16_supported`` without emulation).
 * anything else (MPS...): float32.
 
