@@ -29,6 +29,7 @@ class EfficientSam(nn.Module):
 
     mask_threshold: float = 0.0
     supports_mask_input: bool = False
+    precision: str = "fp32"  # of the image encoder; set by models.precision.set_encoder_precision
 
     def __init__(
         self, image_encoder: ImageEncoderViT, prompt_encoder: PromptEncoder,

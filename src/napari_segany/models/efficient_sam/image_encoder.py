@@ -94,7 +94,13 @@ def resize_abs_pos(abs_pos: Tensor, hw: tuple[int, int], has_cls_token: bool = T
 
 
 class ImageEncoderViT(nn.Module):
-    """Plain ViT encoder.  ``forward``: (B, 3, S, S) -> (B, neck_dim, S/p, S/p)."""
+    """Plain ViT encoder.  ``forward``: (B, 3, S, S) -> (B, neck_dim, S/p, S/p), in the
+    input's dtype.
+
+    Computes in the dtype of its weights (float32, or bfloat16 after
+    ``models.precision.set_encoder_precision``; LayerNorms and ``pos_embed`` stay float32:
+    the position grid is resampled in float32 and cast once).
+    """
 
     def __init__(
         self,
@@ -131,11 +137,12 @@ class ImageEncoderViT(nn.Module):
                 f"EfficientSAM's encoder needs a {self.img_size}x{self.img_size} input, got "
                 f"{tuple(x.shape[-2:])}: resize (stretch) the image first."
             )
-        x = self.patch_embed(x).permute(0, 2, 3, 1)  # (B, h, w, C)
+        out_dtype, dtype = x.dtype, self.patch_embed.proj.weight.dtype
+        x = self.patch_embed(x.to(dtype)).permute(0, 2, 3, 1)  # (B, h, w, C)
         b, h, w, c = x.shape
-        x = x + resize_abs_pos(self.pos_embed, (h, w))
+        x = x + resize_abs_pos(self.pos_embed, (h, w)).to(dtype)
         x = x.reshape(b, h * w, c)
         for blk in self.blocks:
             x = blk(x)
         x = x.reshape(b, h, w, c).permute(0, 3, 1, 2)
-        return self.neck(x)
+        return self.neck(x).to(out_dtype)

@@ -74,7 +74,9 @@ class Attention(nn.Module):
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, h: int, w: int) -> Tensor:
         """q, k, v: (B, heads, h*w, d) on one h x w grid (image or window) -> same shape."""
-        rh, rw = _rel_pos_table(h, self.rel_pos_h), _rel_pos_table(w, self.rel_pos_w)
+        # the tables stay float32 (models/precision.py); the bias is built in q's dtype
+        rh = _rel_pos_table(h, self.rel_pos_h).to(q.dtype)
+        rw = _rel_pos_table(w, self.rel_pos_w).to(q.dtype)
         row_bytes = q.shape[0] * q.shape[1] * w * h * w * q.element_size()
         n_chunks = math.ceil(h / max(1, _BIAS_BUDGET_BYTES // row_bytes))
         if n_chunks == 1:
@@ -146,7 +148,10 @@ class Block(nn.Module):
 
 class ImageEncoderViT(nn.Module):
     """ViT image encoder of SAM: (B, 3, S, S) normalised images -> (B, out_chans, S/16, S/16)
-    (channels-last memory format).
+    (channels-last memory format), in the input's dtype.
+
+    Computes in the dtype of its weights (float32, or bfloat16 after
+    ``models.precision.set_encoder_precision``; LayerNorms and positional tables stay float32).
 
     ``global_attn_indexes`` lists the blocks with global attention; the others attend
     inside ``window_size`` windows.  Official configurations (S = 1024):
@@ -181,9 +186,11 @@ class ImageEncoderViT(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.patch_embed(x) + self.pos_embed
+        out_dtype, dtype = x.dtype, self.patch_embed.proj.weight.dtype
+        x = self.patch_embed(x.to(dtype)) + self.pos_embed.to(dtype)
         for blk in self.blocks:
             x = blk(x)
         # (B, C, h, w) with channels-last strides, as the neck computes it: the decoder reads
         # the embedding as (B, h*w, C) tokens, so this layout saves a transpose per click
-        return self.neck(x.permute(0, 3, 1, 2)).contiguous(memory_format=torch.channels_last)
+        x = self.neck(x.permute(0, 3, 1, 2))
+        return x.to(out_dtype, memory_format=torch.channels_last)

@@ -69,6 +69,7 @@ class Sam(nn.Module):
 
     mask_threshold: float = 0.0
     supports_mask_input: bool = True
+    precision: str = "fp32"  # of the image encoder; set by models.precision.set_encoder_precision
 
     def __init__(
         self, image_encoder: nn.Module, prompt_encoder: PromptEncoder,

@@ -80,31 +80,36 @@ class Attention(DerivedCacheMixin, nn.Module):
         self.register_buffer("attention_bias_idxs", idxs, persistent=False)
 
     def bias_table(self) -> Tensor:
-        """(num_heads, N, N) attention bias, gathered from ``attention_biases`` (cached).
+        """(num_heads, N, N) attention bias in the qkv weight's dtype, gathered from
+        ``attention_biases`` (float32 under bfloat16, see ``models/precision.py``; cached).
 
         Always up to date (keyed on the parameter's version), unlike the official
         ``ab`` attribute set by ``train(False)``.
         """
+        dtype = self.qkv.weight.dtype
+
         def compute():
-            return self.attention_biases[:, self.attention_bias_idxs].contiguous()
+            return self.attention_biases[:, self.attention_bias_idxs].to(dtype).contiguous()
 
         if torch.is_grad_enabled() and self.attention_biases.requires_grad:
-            return self.attention_biases[:, self.attention_bias_idxs]  # differentiable
-        return self._derived("bias", (self.attention_biases,), compute)
+            return self.attention_biases[:, self.attention_bias_idxs].to(dtype)  # differentiable
+        return self._derived("bias", (self.attention_biases, self.qkv.weight), compute)
 
     def qkv_scaled(self) -> tuple[Tensor, Tensor]:
         """qkv weight (3C', C) and bias with the q rows pre-multiplied by ``scale`` (cached),
-        so q @ k^T needs no extra pass over the attention matrix."""
+        so q @ k^T needs no extra pass over the attention matrix.  The product is taken in
+        float32 (a bfloat16 ``scale`` would be off by up to 0.4 %) and cast back."""
+        weight, bias = self.qkv.weight, self.qkv.bias
+
         def compute():
             per_head = 2 * self.key_dim + self.d
-            scale = torch.ones(per_head, dtype=self.qkv.weight.dtype,
-                               device=self.qkv.weight.device)
+            scale = torch.ones(per_head, dtype=torch.float32, device=weight.device)
             scale[: self.key_dim] = self.scale
             scale = scale.repeat(self.num_heads)
-            return ((self.qkv.weight * scale[:, None]).contiguous(),
-                    (self.qkv.bias * scale).contiguous())
+            return ((weight * scale[:, None]).to(weight.dtype).contiguous(),
+                    (bias * scale).to(bias.dtype).contiguous())
 
-        return self._derived("qkv_scaled", (self.qkv.weight, self.qkv.bias), compute)
+        return self._derived("qkv_scaled", (weight, bias), compute)
 
     def forward(self, x: Tensor) -> Tensor:
         b, n, _ = x.shape
@@ -123,6 +128,10 @@ class Attention(DerivedCacheMixin, nn.Module):
 
         Returns (B, ws, nW*ws, C).  q @ k^T, bias and softmax run on groups of windows
         whose attention matrices total ~CHUNK_BYTES (cache-resident; bit-identical to one go).
+        Same code in bfloat16 (xp's dtype).  Not ``F.scaled_dot_product_attention``: with a
+        (heads, N, N) mask shared by the windows, the CPU flash kernel is 2-4x slower than
+        these bmm calls for 49/196-token windows (float32 and bfloat16), and its float32
+        scores did not change bf16 masks (MobileSAM on the parity image: same IoUs).
         """
         b, _, pw, c = xp.shape
         nw, heads, kd, d = pw // ws, self.num_heads, self.key_dim, self.d
@@ -130,10 +139,14 @@ class Attention(DerivedCacheMixin, nn.Module):
         t = F.layer_norm(xp, (c,), self.norm.weight, self.norm.bias, self.norm.eps)
         wqkv, bqkv = self.qkv_scaled()
         qkv = fast_linear(t, wqkv, bqkv)  # (B, ws, pW, heads * (2 kd + d))
-        # windows: (B, ws, nW, ws, heads, e) -> (B*nW, heads, N, e), one copy
-        qkv = (qkv.view(b, ws, nw, ws, heads, 2 * kd + d).permute(0, 2, 4, 1, 3, 5)
-               .reshape(b * nw, heads, n, 2 * kd + d))
-        q, k, v = qkv.split([kd, kd, d], dim=3)
+        # windows: (B, ws, nW, ws, heads, e) -> (B*nW, heads, N, e)
+        qkv = qkv.view(b, ws, nw, ws, heads, 2 * kd + d)
+        if xp.dtype == torch.float32:  # one copy; MKL's sgemm reads the strided q, k, v
+            qkv = qkv.permute(0, 2, 4, 1, 3, 5).reshape(b * nw, heads, n, 2 * kd + d)
+            q, k, v = qkv.split([kd, kd, d], dim=3)
+        else:  # oneDNN's bf16 bmm would copy strided operands once per group: copy up front
+            q, k, v = (part.permute(0, 2, 4, 1, 3, 5).reshape(b * nw, heads, n, -1)
+                       for part in qkv.split([kd, kd, d], dim=5))
         bias = self.bias_table()
         o = torch.empty(b * nw, heads, n, d, dtype=xp.dtype, device=xp.device)
         group = chunk_len(xp, heads * n * n, b * nw)  # windows per group

@@ -22,15 +22,17 @@ class Conv2d_BN(DerivedCacheMixin, nn.Sequential):  # noqa: N801 (official name)
     def fused(self) -> tuple[Tensor, Tensor]:
         """BatchNorm (running statistics) folded into the conv: (weight, bias), cached.
 
-        weight (C_out, C_in/groups, k, k); bias (C_out,).
+        weight (C_out, C_in/groups, k, k); bias (C_out,); both in the conv weight's dtype.
+        The BatchNorm stays float32 under bfloat16 (``models/precision.py``): the fold is
+        computed in float32 and rounded once.
         """
         c, bn = self.c, self.bn
         sources = (c.weight, bn.weight, bn.bias, bn.running_mean, bn.running_var)
 
         def compute():
             scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-            w = (c.weight * scale[:, None, None, None]).contiguous()
-            return w, (bn.bias - bn.running_mean * scale).contiguous()
+            w = (c.weight * scale[:, None, None, None]).to(c.weight.dtype).contiguous()
+            return w, (bn.bias - bn.running_mean * scale).to(c.weight.dtype).contiguous()
 
         return self._derived("fused", sources, compute)
 

@@ -20,6 +20,10 @@ class TinyViT(nn.Module):
 
     fast_inference: use the fast path (see the module docstring) whenever the module is in
     eval mode and autograd is off; set False to always run the reference path.
+
+    Computes in the dtype of its weights (float32, or bfloat16 after
+    ``models.precision.set_encoder_precision``; norms and attention biases stay float32)
+    and returns the input's dtype.
     """
 
     def __init__(self, img_size: int = 1024, in_chans: int = 3, num_classes: int = 1000,
@@ -67,14 +71,21 @@ class TinyViT(nn.Module):
         )
 
     def uses_fast_path(self) -> bool:
-        """True if ``forward`` would take the fast path now."""
-        return self.fast_inference and not self.training and not torch.is_grad_enabled()
+        """True if ``forward`` would take the fast path now.
+
+        Not under ``torch.autocast``: the fast path computes in the weights' dtype with
+        kernels autocast does not know (use ``set_encoder_precision`` for bfloat16).
+        """
+        return (self.fast_inference and not self.training and not torch.is_grad_enabled()
+                and not torch.is_autocast_enabled(self.neck[0].weight.device.type))
 
     def forward(self, x: Tensor) -> Tensor:
-        """x: (B, 3, S, S) normalised image -> (B, 256, S/16, S/16) embeddings."""
+        """x: (B, 3, S, S) normalised image -> (B, 256, S/16, S/16) embeddings (x's dtype)."""
+        out_dtype = x.dtype
+        x = x.to(self.neck[0].weight.dtype)
         if self.uses_fast_path():
-            return self.forward_fast(x)
-        return self.forward_reference(x)
+            return self.forward_fast(x).to(out_dtype)
+        return self.forward_reference(x).to(out_dtype)
 
     def forward_reference(self, x: Tensor) -> Tensor:
         """The official computation, module by module (LayerNorm2d of the neck is

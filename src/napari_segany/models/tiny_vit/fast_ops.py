@@ -60,9 +60,14 @@ gelu_ = torch.ops.aten.gelu_  # in place: no new (possibly page-faulted) allocat
 ONEDNN_ENABLED = os.environ.get("NAPARI_SEGANY_NO_ONEDNN", "") in ("", "0")
 
 
+#: Probe tolerance per dtype: float32 noise, or bfloat16 rounding of O(10) values.
+_PROBE_ATOL = {torch.float32: 1e-5, torch.bfloat16: 0.25}
+
+
 @functools.lru_cache(maxsize=None)
-def _onednn_probe() -> bool:
-    """True if ``torch.ops.mkldnn`` fused conv/linear kernels exist and give right answers.
+def _onednn_probe(dtype: torch.dtype = torch.float32) -> bool:
+    """True if ``torch.ops.mkldnn`` fused conv/linear kernels exist for ``dtype`` and give
+    right answers.
 
     They are private PyTorch ops (the ones Inductor's CPU backend emits) and are ~2x faster
     than ``F.linear`` (MKL sgemm runs its AVX2 code on AMD CPUs) and than ``F.conv2d`` for
@@ -72,10 +77,12 @@ def _onednn_probe() -> bool:
         if not torch.backends.mkldnn.is_available():
             return False
         g = torch.Generator().manual_seed(0)
-        x = torch.randn(2, 8, 5, 6, generator=g).contiguous(memory_format=torch.channels_last)
-        w = torch.randn(8, 1, 3, 3, generator=g)
-        w1 = torch.randn(8, 8, 1, 1, generator=g)
-        b = torch.randn(8, generator=g)
+        x = torch.randn(2, 8, 5, 6, generator=g).to(dtype).contiguous(
+            memory_format=torch.channels_last)
+        w = torch.randn(8, 1, 3, 3, generator=g).to(dtype)
+        w1 = torch.randn(8, 8, 1, 1, generator=g).to(dtype)
+        b = torch.randn(8, generator=g).to(dtype)
+        atol = _PROBE_ATOL[dtype]
         with torch.no_grad():
             conv = _MKLDNN._convolution_pointwise(x, w, b, [1, 1], [1, 1], [1, 1], 8,
                                                   "gelu", [], "none")
@@ -85,23 +92,25 @@ def _onednn_probe() -> bool:
             lin = _MKLDNN._linear_pointwise(t, w1.flatten(1), b, "gelu", [], "none")
             lin_add = _MKLDNN._linear_pointwise.binary(t, t, w1.flatten(1), b, "add")
             ok = (
-                torch.allclose(conv, F.gelu(F.conv2d(x, w, b, padding=1, groups=8)), atol=1e-5)
-                and torch.allclose(conv_add, F.conv2d(x, w1, b) + x, atol=1e-5)
-                and torch.allclose(lin, F.gelu(F.linear(t, w1.flatten(1), b)), atol=1e-5)
-                and torch.allclose(lin_add, F.linear(t, w1.flatten(1), b) + t, atol=1e-5)
+                torch.allclose(conv, F.gelu(F.conv2d(x, w, b, padding=1, groups=8)), atol=atol)
+                and torch.allclose(conv_add, F.conv2d(x, w1, b) + x, atol=atol)
+                and torch.allclose(lin, F.gelu(F.linear(t, w1.flatten(1), b)), atol=atol)
+                and torch.allclose(lin_add, F.linear(t, w1.flatten(1), b) + t, atol=atol)
+                and all(y.dtype == dtype for y in (conv, conv_add, lin, lin_add))
             )
         return bool(ok)
     except Exception:  # missing op, unsupported CPU/build: fall back to public ops
         return False
 
 
-def onednn_fusion_available() -> bool:
-    """Whether the fast path uses oneDNN fused kernels in this process (CPU float32)."""
-    return ONEDNN_ENABLED and _onednn_probe()
+def onednn_fusion_available(dtype: torch.dtype = torch.float32) -> bool:
+    """Whether the fast path uses oneDNN fused kernels in this process (CPU, ``dtype``:
+    float32 or bfloat16)."""
+    return ONEDNN_ENABLED and dtype in _PROBE_ATOL and _onednn_probe(dtype)
 
 
 def _use_onednn(x: Tensor) -> bool:
-    return x.device.type == "cpu" and x.dtype == torch.float32 and onednn_fusion_available()
+    return x.device.type == "cpu" and onednn_fusion_available(x.dtype)
 
 
 def fast_linear(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool = False,
@@ -157,13 +166,14 @@ STRIP_BYTES = 4 << 20
 
 
 def _strip_rows(x: Tensor, width: int, channels: int, total: int) -> int:
-    """Rows per strip so that a (B, channels, rows, width) float32 slab ~ STRIP_BYTES.
+    """Rows per strip so that a (B, channels, rows, width) slab of x's dtype ~ STRIP_BYTES.
 
     Only on CPU: on a GPU, strips would just multiply kernel launches.
     """
     if x.device.type != "cpu":
         return total
-    return max(1, min(total, STRIP_BYTES // max(1, 4 * x.shape[0] * width * channels)))
+    slab_row = x.element_size() * x.shape[0] * width * channels
+    return max(1, min(total, STRIP_BYTES // max(1, slab_row)))
 
 
 #: Size of the per-chunk activations of the MLP (4C hidden) and of the attention matrices
@@ -173,10 +183,10 @@ CHUNK_BYTES = 4 << 20
 
 
 def chunk_len(x: Tensor, per_item: int, total: int) -> int:
-    """Items per chunk so that chunk * per_item float32 values ~ CHUNK_BYTES (CPU only)."""
+    """Items per chunk so that chunk * per_item values of x's dtype ~ CHUNK_BYTES (CPU only)."""
     if x.device.type != "cpu":
         return total
-    return max(1, min(total, CHUNK_BYTES // (4 * per_item)))
+    return max(1, min(total, CHUNK_BYTES // (x.element_size() * per_item)))
 
 
 class ConvStep:

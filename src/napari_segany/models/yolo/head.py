@@ -53,9 +53,11 @@ class Detect(nn.Module):
         self.dfl = DFL(reg_max) if reg_max > 1 else nn.Identity()
 
     def detect(self, feats: list[Tensor]) -> Tensor:
-        """Level features -> (B, 4 + nc, A): decoded xywh boxes in input pixels + class scores."""
+        """Level features -> (B, 4 + nc, A) float32: decoded xywh boxes in input pixels +
+        class scores.  The branch convolutions run in the weights' dtype; the decoding is
+        float32 (in bfloat16, anchors and box sides near 1024 px would step by 4-8 px)."""
         b = feats[0].shape[0]
-        maps = [torch.cat((self.cv2[i](f), self.cv3[i](f)), 1) for i, f in enumerate(feats)]
+        maps = [torch.cat((self.cv2[i](f), self.cv3[i](f)), 1).float() for i, f in enumerate(feats)]
         anchors, strides = (t.transpose(0, 1) for t in make_anchors(maps, self.strides))
         x_cat = torch.cat([m.reshape(b, self.no, -1) for m in maps], 2)
         box, cls = x_cat.split((4 * self.reg_max, self.nc), 1)
@@ -87,11 +89,12 @@ class Segment(Detect):
 
     def forward(self, feats: list[Tensor], masks: bool = True) -> tuple[Tensor, Tensor | None]:
         """Returns pred (B, 4 + nc + nm, A) and protos (B, nm, H/4, W/4) (None without a proto
-        branch).  ``masks=False`` skips both mask branches: pred (B, 4 + nc, A), protos None."""
-        protos = self.proto(feats[0]) if masks and self.has_proto else None
+        branch).  ``masks=False`` skips both mask branches: pred (B, 4 + nc, A), protos None.
+        Both are float32 (masks are assembled from 32 coefficient x prototype products)."""
+        protos = self.proto(feats[0]).float() if masks and self.has_proto else None
         pred = self.detect(feats)
         if masks:
             b = feats[0].shape[0]
             mc = torch.cat([self.cv4[i](f).reshape(b, self.nm, -1) for i, f in enumerate(feats)], 2)
-            pred = torch.cat((pred, mc), 1)
+            pred = torch.cat((pred, mc.float()), 1)
         return pred, protos

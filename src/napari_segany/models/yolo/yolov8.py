@@ -38,9 +38,15 @@ def repeats(n: int, depth: float) -> int:
 
 
 class YOLOv8(nn.Module):
-    """YOLOv8 at any scale.  Input (B, 3, H, W) float in [0, 1], H and W multiples of 32."""
+    """YOLOv8 at any scale.  Input (B, 3, H, W) float in [0, 1], H and W multiples of 32.
+
+    Computes in the dtype of its weights (float32, or bfloat16 after
+    ``models.precision.set_encoder_precision``); the head decodes boxes and returns its
+    outputs in float32 (see ``head.py``).
+    """
 
     stride = 32
+    precision = "fp32"  # set by models.precision.set_encoder_precision
 
     def __init__(self, depth: float, width: float, max_channels: int, nc: int = 1,
                  reg_max: int = 16, head: str = "segment", nm: int = 32, npr: int = 256,
@@ -90,9 +96,11 @@ class YOLOv8(nn.Module):
 
     def forward(self, x: Tensor, masks: bool = True) -> YoloOutput:
         """x: (B, 3, H, W) float32 in [0, 1] (letterboxed, H, W multiples of 32).
-        ``masks=False``: boxes and scores only (no mask coefficients, no prototypes)."""
+        ``masks=False``: boxes and scores only (no mask coefficients, no prototypes).
+        Outputs are float32 whatever the weights' dtype."""
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] % 32 or x.shape[3] % 32:
             raise ValueError(f"Expected (B, 3, H, W) with H, W multiples of 32, got {tuple(x.shape)}.")
+        x = x.to(self.model[0].conv.weight.dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         feats = self.features(x)
