@@ -41,22 +41,24 @@ def stand_in_loader():
     real = weights.load_model
     made: dict[str, torch.nn.Module] = {}
 
-    def load_model(name, checkpoint=None, device=None):
+    def load_model(name, checkpoint=None, device=None, precision="fp32"):
         spec = name if isinstance(name, ModelSpec) else get_spec(name)
-        if spec.name not in made:
+        key = (spec.name, precision)
+        if key not in made:
             if spec.task == PROMPTABLE:
                 stand_in = TINY_SAM2 if spec.family == "sam2" else TINY_SAM
                 tiny = dataclasses.replace(stand_in, name=spec.name, description=spec.description,
                                            license=spec.license)
-                made[spec.name] = real(tiny, checkpoint=random_state_dict(tiny), device="cpu")
+                made[key] = real(tiny, checkpoint=random_state_dict(tiny), device="cpu",
+                                 precision=precision)
             else:
                 from napari_segany.models.yolo.build import build_yolov8
 
                 torch.manual_seed(0)
                 fastsam = spec.task == INSTANCE
                 net = build_yolov8(scale="n", reg_max=16 if fastsam else 26, has_proto=fastsam)
-                made[spec.name] = real(spec, checkpoint=net.state_dict(), device="cpu")
-        return made[spec.name]
+                made[key] = real(spec, checkpoint=net.state_dict(), device="cpu", precision=precision)
+        return made[key]
 
     return load_model
 

@@ -163,3 +163,35 @@ def test_precision_changes_are_one_way():
         set_encoder_precision(model, "fp32")
     with pytest.raises(ValueError, match="precision must be one of"):
         set_encoder_precision(model, "fp16")
+
+
+def test_load_model_applies_the_precision_and_keys_embeddings_by_it(tmp_path, monkeypatch):
+    """load_model(precision=...) -> model.precision; bf16 embeddings get their own cache key."""
+    import napari_segany as nsa
+    from napari_segany.engine import precision as P
+    from napari_segany.engine.embeddings.keys import model_identity
+
+    from _everything import TINY_SAM, random_state_dict
+
+    weights = random_state_dict(TINY_SAM)
+    fp32 = nsa.load_model(TINY_SAM, checkpoint=weights, device="cpu")
+    bf16 = nsa.load_model(TINY_SAM, checkpoint=weights, device="cpu", precision="bf16")
+    assert fp32.precision == "fp32" and bf16.precision == "bf16"
+    assert model_identity(bf16) != model_identity(fp32)
+    assert "|bf16|" in model_identity(bf16) and "|bf16|" not in model_identity(fp32)
+    monkeypatch.setattr(P, "cpu_has_fast_bf16", lambda: True)  # as on an AMX machine
+    assert nsa.load_model(TINY_SAM, checkpoint=weights, device="cpu", precision="auto").precision == "bf16"
+    monkeypatch.setattr(P, "cpu_has_fast_bf16", lambda: False)
+    assert nsa.load_model(TINY_SAM, checkpoint=weights, device="cpu", precision="auto").precision == "fp32"
+
+
+def test_default_precision_of_the_front_ends(monkeypatch):
+    from napari_segany.engine.precision import PRECISION_ENV, default_precision
+
+    monkeypatch.delenv(PRECISION_ENV, raising=False)
+    assert default_precision() == "auto"
+    monkeypatch.setenv(PRECISION_ENV, "FP32")
+    assert default_precision() == "fp32"
+    monkeypatch.setenv(PRECISION_ENV, "half")
+    with pytest.raises(ValueError, match=PRECISION_ENV):
+        default_precision()

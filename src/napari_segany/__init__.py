@@ -28,6 +28,8 @@ _API = {
     "list_models": "napari_segany.models.registry",
     "get_spec": "napari_segany.models.registry",
     "REGISTRY": "napari_segany.models.registry",
+    "resolve_precision": "napari_segany.engine.precision",
+    "set_encoder_precision": "napari_segany.models.precision",
     # prompts on one image
     "Predictor": "napari_segany.engine.interactive",
     "predictor_for": "napari_segany.engine.tiling",

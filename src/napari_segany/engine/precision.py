@@ -24,6 +24,17 @@ import torch
 
 REQUESTS = ("fp32", "bf16", "auto")
 CPUINFO = "/proc/cpuinfo"
+PRECISION_ENV = "NAPARI_SEGANY_PRECISION"
+
+
+def default_precision() -> str:
+    """What the widgets and the command line start with: ``$NAPARI_SEGANY_PRECISION`` if set
+    (e.g. "fp32" for bit-reproducible runs on any CPU), else "auto".  The Python API's
+    ``load_model`` defaults to "fp32" (exact) instead."""
+    value = os.environ.get(PRECISION_ENV, "auto").strip().lower() or "auto"
+    if value not in REQUESTS:
+        raise ValueError(f"${PRECISION_ENV} must be one of {', '.join(REQUESTS)}; got {value!r}.")
+    return value
 
 
 def resolve_precision(requested: str, device: torch.device | str | None = None) -> str:

@@ -45,11 +45,16 @@ def model_identity(model) -> str:
     """Registry name + the weights' content: ``"name|sha256:<hex>"`` (see
     :mod:`..weights.content_identity`: a file's sha256, remembered per path/size/mtime, or a digest
     of tensors given in memory), so a moved checkpoint keeps its keys and a replaced one
-    never reuses them.  The on-disk store relies on this being content, not a path."""
+    never reuses them.  The on-disk store relies on this being content, not a path.
+    A bfloat16 encoder (``model.precision == "bf16"``) computes other embeddings from the same
+    weights: its identity is ``"name|bf16|sha256:<hex>"`` (float32 keeps the original form,
+    so existing stores stay valid)."""
     from ..weights import model_digest
 
     name = getattr(getattr(model, "spec", None), "name", type(model).__name__)
-    return f"{name}|{model_digest(model)}"
+    precision = getattr(model, "precision", "fp32")
+    tag = "" if precision == "fp32" else f"{precision}|"
+    return f"{name}|{tag}{model_digest(model)}"
 
 
 def normalisation_key(contrast_limits) -> tuple[float, float] | None:

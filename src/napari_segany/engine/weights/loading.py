@@ -12,7 +12,9 @@ from typing import Mapping
 
 import torch
 
+from ...models.precision import set_encoder_precision
 from ...models.registry import ModelSpec, get_spec
+from ..precision import resolve_precision
 from ..errors import CheckpointError, WeightsNotFoundError
 from .cache import cached_path, fetch_checkpoint
 from .identify import compare_state_dicts, describe_checkpoint
@@ -31,7 +33,8 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
-def load_model(name: str | ModelSpec, checkpoint=None, device=None) -> torch.nn.Module:
+def load_model(name: str | ModelSpec, checkpoint=None, device=None,
+               precision: str = "fp32") -> torch.nn.Module:
     """Build a registered model and load its official weights, strictly and safely.
 
     Args:
@@ -41,6 +44,10 @@ def load_model(name: str | ModelSpec, checkpoint=None, device=None) -> torch.nn.
             wrapped as training checkpoints (``{'model_state': {'sam.<key>': ...}}``,
             micro-sam / torch_em; see ``models.sam.keys``).
         device: torch device or string; None picks cuda, then mps, then cpu.
+        precision: the encoder's precision: "fp32" (default: the exact path the parity tests
+            check), "bf16", or "auto" (bf16 where the hardware runs it fast: AMX-BF16 CPUs,
+            bf16 CUDA; see :func:`napari_segany.engine.precision.resolve_precision`).  The
+            decoder always runs in float32; ``model.precision`` says what was chosen.
 
     Returns:
         The network in eval mode, with ``.spec`` (its ModelSpec) and ``.checkpoint_path``.
@@ -58,7 +65,9 @@ def load_model(name: str | ModelSpec, checkpoint=None, device=None) -> torch.nn.
         prepare()  # e.g. Conv+BN fusion, attention-bias gathering
     model.spec = spec
     model.checkpoint_path = source
-    return model.to(torch.device(device) if device is not None else default_device())
+    target = torch.device(device) if device is not None else default_device()
+    set_encoder_precision(model, resolve_precision(precision, target))
+    return model.to(target)
 
 
 def _config_of_state_dict(spec: ModelSpec, state_dict) -> dict:
