@@ -21,8 +21,8 @@ import torch
 from PIL import Image
 
 import napari_segany as nsa
-from napari_segany.engine import detection as D
-from napari_segany.engine import fastsam as F
+from napari_segany.engine.detection import yolo as D
+from napari_segany.engine.detection import fastsam as F
 from napari_segany.models.precision import set_encoder_precision
 from test_predictor_efficient_sam import _queries as efficient_sam_queries
 
