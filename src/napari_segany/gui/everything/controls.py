@@ -6,10 +6,10 @@ from qtpy.QtWidgets import (
     QProgressBar, QPushButton, QVBoxLayout,
 )
 
-from .everything_model import DetectorRow, EverythingModelPanel
-from .everything_params import METHOD_TITLES, FilterPanel, MethodParams
-from .everything_tiling import TilingPanel
-from .segany_ui import image_controls
+from .model import DetectorRow, EverythingModelPanel
+from .params import METHOD_TITLES, FilterPanel, MethodParams
+from .tiling import TilingPanel
+from ..shared.image_controls import image_controls
 
 SCOPES = ("Shown slice", "All slices")
 

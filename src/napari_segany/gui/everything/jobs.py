@@ -25,15 +25,15 @@ from dataclasses import dataclass, field
 
 from napari.qt.threading import GeneratorWorker, create_worker
 
-from ..engine.embeddings import EmbeddingCache, slice_digest
-from ..engine.errors import Cancelled, ImageError, WeightsNotFoundError
-from ..engine.everything import iter_segment_stack
-from ..engine.everything.methods import DETECTOR_NAME, check_detector, check_network
-from ..engine.everything.stack import Plane
-from ..engine.progress import Progress
-from ..engine.tiling import TilingSettings, describe_tiles, model_input_size
-from .image_slice import ImageSource
-from .workers import WorkerFailure
+from ...engine.embeddings import EmbeddingCache, slice_digest
+from ...engine.errors import Cancelled, ImageError, WeightsNotFoundError
+from ...engine.everything import iter_segment_stack
+from ...engine.everything.methods import DETECTOR_NAME, check_detector, check_network
+from ...engine.everything.stack import Plane
+from ...engine.progress import Progress
+from ...engine.tiling import TilingSettings, describe_tiles, model_input_size
+from ..shared.image_slice import ImageSource
+from ..shared.workers import WorkerFailure
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def _plane(request: Request, index) -> Plane:
 
 
 def _load(choice: ModelChoice, what: str, field_name: str):
-    from ..engine.weights import load_model
+    from ...engine.weights import load_model
 
     yield Progress(0, 1, f"loading the {what} {choice.name}…")
     try:
@@ -146,7 +146,7 @@ def _load(choice: ModelChoice, what: str, field_name: str):
 
 def gui_wording(exc: Exception, field_name: str) -> Exception:
     """A missing-weights error telling the widget's user where to give the file."""
-    from ..engine.weights import reword_remedy
+    from ...engine.weights import reword_remedy
 
     file_name = getattr(exc, "file_name", "") or "the file"
     return reword_remedy(exc, f"choose {file_name} in the {field_name} field (Browse…)")

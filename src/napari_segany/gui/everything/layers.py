@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 from napari.layers import Labels
 
-from ..engine.everything.result import EverythingResult
-from .image_slice import ImageSource
-from .labels_io import LabelsWriter
+from ...engine.everything.result import EverythingResult
+from ..shared.image_slice import ImageSource
+from ..shared.labels_io import LabelsWriter
 
 RESULT_NAME = "SegAny everything"
 RESULT_MARK = "napari_segany_everything_result"  # metadata key of the widget's result layer

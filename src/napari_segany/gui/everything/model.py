@@ -11,11 +11,11 @@ from pathlib import Path
 
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLineEdit, QPushButton, QWidget
 
-from ..engine.everything.methods import DEFAULT_MODEL, DETECTOR_NAME, METHOD_TASK, models_for
-from ..engine.weights import cached_path, weights_present
-from ..models import registry
-from .everything_params import METHOD_TITLES
-from .model_panel import ModelPanel
+from ...engine.everything.methods import DEFAULT_MODEL, DETECTOR_NAME, METHOD_TASK, models_for
+from ...engine.weights import cached_path, weights_present
+from ...models import registry
+from .params import METHOD_TITLES
+from ..shared.model_panel import ModelPanel
 
 
 class EverythingModelPanel(ModelPanel):

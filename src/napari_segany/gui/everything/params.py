@@ -14,7 +14,7 @@ from qtpy.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
-from ..engine.everything.presets import FilterSettings
+from ...engine.everything.presets import FilterSettings
 
 METHOD_TITLES = {
     "grid": "SAM grid (automatic mask generator)",

@@ -7,7 +7,7 @@ only paints stored masks: the model is never called again).
 """
 from __future__ import annotations
 
-from .everything_layers import show_slice
+from .layers import show_slice
 
 
 class ResultView:

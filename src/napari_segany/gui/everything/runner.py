@@ -15,14 +15,14 @@ from functools import partial
 
 from qtpy.QtCore import QObject
 
-from ..engine.errors import Cancelled, SegAnyError, WeightsNotFoundError
-from .everything_jobs import ModelChoice, Request, detector_choice, gui_wording, start_everything
-from .everything_layers import ensure_result_layer
-from .everything_model import choice_problem
-from .everything_params import METHOD_TITLES
-from .everything_ui import set_busy, show_progress
-from .store_panel import layer_store
-from .workers import alive_only, start_model_load
+from ...engine.errors import Cancelled, SegAnyError, WeightsNotFoundError
+from .jobs import ModelChoice, Request, detector_choice, gui_wording, start_everything
+from .layers import ensure_result_layer
+from .model import choice_problem
+from .params import METHOD_TITLES
+from .controls import set_busy, show_progress
+from ..shared.stores import layer_store
+from ..shared.workers import alive_only, start_model_load
 
 
 class RunController(QObject):

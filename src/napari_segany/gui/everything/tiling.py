@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from qtpy.QtWidgets import QCheckBox, QFormLayout, QGroupBox
 
-from ..engine.tiling import TilingSettings
-from .tiling_fields import TilingFields
+from ...engine.tiling import TilingSettings
+from ..shared.tiling_fields import TilingFields
 
 
 class TilingPanel(QGroupBox):

@@ -16,8 +16,8 @@ Threads: loading, encoding and decoding run in a napari worker (progress bar, Ca
 filters and commits run on the main thread (they only re-select and paint stored masks).
 Slices larger than the tiling threshold run tile by tile ("Large images": ``w.tiling``).
 
-Parts: the controls (everything_ui), runs and model loads (everything_runner.RunController),
-results and their filtered selection (everything_results.ResultView).
+Parts: the controls (:mod:`.controls`), runs and model loads (:class:`.runner.RunController`),
+results and their filtered selection (:class:`.results.ResultView`).
 
 Robustness: a run is cancelled (nothing shown, nothing written) when its image layer is
 removed, its data replaced, or the widget closed (also when napari takes it out of its dock);
@@ -28,21 +28,24 @@ an exception in the event loop.
 from __future__ import annotations
 
 from napari.layers import Image, Labels
-from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QWidget
 
-from ..engine.embeddings import EmbeddingCache
-from ..engine.errors import ImageError, SegAnyError
-from .everything_jobs import ModelChoice
-from .everything_layers import commit_slices, ensure_result_layer, is_result_layer
-from .everything_params import METHOD_TITLES
-from .everything_results import ResultView
-from .everything_runner import RunController
-from .everything_ui import build_controls, set_busy
-from .image_slice import ImageSource
-from .labels_io import LABELS_NAME, NEW_LABELS, PREVIEW_NAME, LabelsWriter, ensure_labels
-from .qt_helpers import ShutsDownWhenClosed, set_items, single_shot_timer
-from .workers import process_events_until
+from ...engine.embeddings import EmbeddingCache
+from ...engine.errors import ImageError, SegAnyError
+from ..shared import notify
+from ..shared.image_controls import channels_of
+from ..shared.image_slice import ImageSource
+from ..shared.labels_io import (
+    LABELS_NAME, NEW_LABELS, LabelsWriter, ensure_labels, is_scratch_layer,
+)
+from ..shared.qt_helpers import ShutsDownWhenClosed, set_items, single_shot_timer
+from ..shared.workers import process_events_until
+from .controls import build_controls, set_busy
+from .jobs import ModelChoice
+from .layers import commit_slices, ensure_result_layer, is_result_layer
+from .params import METHOD_TITLES
+from .results import ResultView
+from .runner import RunController
 
 FILTER_DEBOUNCE_MS = 60
 
@@ -130,13 +133,13 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
         """Copy the shown result (of the shown slice, or of every segmented slice) into the
         target Labels with new ids, as one undo step. Returns the number of objects written."""
         if self.source is None or not self.shown:
-            show_info("Nothing to commit: run everything mode first.")
+            notify.info("Nothing to commit: run everything mode first.")
             return 0
         scope_all = self.scope_combo.currentIndex() == 1 if all_slices is None else all_slices
         indices = sorted(self.shown) if scope_all else [self.shown_index()]
         indices = [i for i in indices if i in self.shown]
         if not indices:
-            show_info("This slice has no result yet: run it first, or commit all slices.")
+            notify.info("This slice has no result yet: run it first, or commit all slices.")
             return 0
         self._refresh_stale(indices)
         target = self._target_layer()
@@ -147,11 +150,11 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
         try:
             n = commit_slices(self.writer, [(i, self.shown[i].paint()) for i in indices], keep)
         except ValueError as exc:
-            show_error(str(exc))
+            notify.error(str(exc))
             return 0
         self.status_label.setText(f"Committed {n} objects into {target.name!r} "
                                   "(Ctrl+Z on that layer undoes the whole commit).")
-        show_info(f"Committed {n} objects into {target.name!r}.")
+        notify.info(f"Committed {n} objects into {target.name!r}.")
         return n
 
     @property
@@ -188,7 +191,8 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
         return ModelChoice(p.model_combo.currentText(), p.checkpoint, p.device_combo.currentText())
 
     def notify(self, level: str, message: str) -> None:
-        (show_error if level == "error" else show_info)(message)
+        """One notification ("info" or "error"), for the run controller."""
+        notify.by_level(level, message)
 
     def shown_index(self) -> tuple:
         return self.source.index_from_world(self.viewer.dims.point) if self.source else ()
@@ -223,13 +227,13 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
         try:
             self.run(wait=False)
         except SegAnyError as exc:
-            show_error(str(exc))
+            notify.error(str(exc))
 
     # ============================ layers ===================================================
     def _refresh_layer_choices(self, event=None) -> None:
         images = [l.name for l in self.viewer.layers if isinstance(l, Image)]
         targets = [l.name for l in self.viewer.layers if isinstance(l, Labels)
-                   and not is_result_layer(l) and l.name != PREVIEW_NAME]
+                   and not is_result_layer(l) and not is_scratch_layer(l)]
         set_items(self.image_combo, images)
         set_items(self.target_combo, [NEW_LABELS] + targets)
         if self.target_combo.currentText() == NEW_LABELS and LABELS_NAME in targets:
@@ -254,11 +258,11 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
         try:
             if not isinstance(layer, Image):
                 raise ImageError(f"{layer.name!r} is a {type(layer).__name__} layer: pick an Image layer.")
-            channels = tuple(int(c) for c in self.channels_edit.text().replace(" ", "").split(",") if c)
+            channels = channels_of(self.channels_edit.text())
             source = ImageSource(layer, self.channel_check.isChecked(), channels)
             source.check()
         except (ImageError, ValueError) as exc:
-            show_error(f"Cannot segment this image: {exc}")
+            notify.error(f"Cannot segment this image: {exc}")
             return
         if source != self.source:
             self.cancel("another image was picked")
@@ -278,7 +282,7 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
         if self._job is not None and not self._job.cancelled:
             self.cancel("the image changed")
         elif self.results:
-            show_info("The image changed: run everything mode again (its results were dropped).")
+            notify.info("The image changed: run everything mode again (its results were dropped).")
         self._forget_results()
 
     def _forget_results(self) -> None:
@@ -291,7 +295,7 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
         try:
             layer = ensure_labels(self.viewer, self.source, chosen)
         except ValueError as exc:
-            show_error(str(exc))
+            notify.error(str(exc))
             return None
         self.target_combo.setCurrentText(layer.name)
         return layer

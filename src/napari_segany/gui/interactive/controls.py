@@ -1,33 +1,17 @@
-"""The controls of the Segment Anything widget and their layout (no behaviour here)."""
+"""The controls of the Segment Anything dock and their layout (no behaviour here)."""
 from __future__ import annotations
 
 from qtpy.QtWidgets import (
-    QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
-    QProgressBar, QPushButton, QVBoxLayout,
+    QCheckBox, QComboBox, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton,
+    QVBoxLayout,
 )
 
-from .model_panel import ModelPanel
-
-
-def image_controls(w) -> tuple[QGroupBox, QFormLayout]:
-    """The "Data" box both widgets share: ``w.image_combo``, ``w.channel_check`` and
-    ``w.channels_edit``; returns the box and its form, for the rows each widget adds."""
-    w.image_combo = QComboBox()
-    w.channel_check = QCheckBox("first axis is channels")
-    w.channels_edit = QLineEdit("0,1,2")
-    w.channels_edit.setToolTip("Up to 3 channels, shown to the model as R, G, B")
-    box = QGroupBox("Data")
-    form = QFormLayout(box)
-    form.addRow("Image", w.image_combo)
-    channels_row = QHBoxLayout()
-    channels_row.addWidget(w.channel_check)
-    channels_row.addWidget(w.channels_edit)
-    form.addRow("", channels_row)
-    return box, form
+from ..shared.image_controls import image_controls
+from ..shared.model_panel import ModelPanel
 
 
 def build_controls(w) -> None:
-    """Create the widget's controls as attributes of ``w`` and lay them out."""
+    """Create the dock's controls as attributes of ``w`` and lay them out."""
     data_box, form = image_controls(w)
     w.labels_combo = QComboBox()
     w.model_panel = ModelPanel()
@@ -51,25 +35,41 @@ def build_controls(w) -> None:
     w.discard_button = QPushButton("Discard (Shift+C)")
 
     form.addRow("Labels", w.labels_combo)
-    model_box = QGroupBox("Model")
-    QVBoxLayout(model_box).addWidget(w.model_panel)
-    prompt_box = QGroupBox("Prompts")
-    prompt_layout = QVBoxLayout(prompt_box)
-    for control in (w.sign_label, w.split_check, w.refine_check, w.preserve_check,
-                    w.prefetch_check):
-        prompt_layout.addWidget(control)
-    progress_row = QHBoxLayout()
-    progress_row.addWidget(w.progress)
-    progress_row.addWidget(w.cancel_button)
-    buttons = QHBoxLayout()
-    for control in (w.candidate_button, w.commit_button, w.discard_button):
-        buttons.addWidget(control)
-
     layout = QVBoxLayout(w)
-    for control in (data_box, model_box, prompt_box):
-        layout.addWidget(control)
+    for box in (data_box, _boxed("Model", w.model_panel), _prompt_box(w)):
+        layout.addWidget(box)
     layout.addWidget(w.embed_button)
-    layout.addLayout(progress_row)
-    layout.addLayout(buttons)
+    layout.addLayout(_row(w.progress, w.cancel_button))
+    layout.addLayout(_row(w.candidate_button, w.commit_button, w.discard_button))
     layout.addWidget(w.status_label)
     layout.addStretch(1)
+
+
+def add_panels(w, propagation, store_panel) -> None:
+    """The propagation and store panels, in their boxes above the status line."""
+    layout = w.layout()
+    for title, panel in (("Propagate through z / t", propagation),
+                         ("Embeddings on disk and tiling", store_panel)):
+        layout.insertWidget(layout.indexOf(w.status_label), _boxed(title, panel))
+
+
+def _prompt_box(w) -> QGroupBox:
+    box = QGroupBox("Prompts")
+    column = QVBoxLayout(box)
+    for control in (w.sign_label, w.split_check, w.refine_check, w.preserve_check,
+                    w.prefetch_check):
+        column.addWidget(control)
+    return box
+
+
+def _boxed(title: str, content) -> QGroupBox:
+    box = QGroupBox(title)
+    QVBoxLayout(box).addWidget(content)
+    return box
+
+
+def _row(*controls) -> QHBoxLayout:
+    row = QHBoxLayout()
+    for control in controls:
+        row.addWidget(control)
+    return row

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..engine.errors import SegAnyError
-from .workers import start_decode
+from ...engine.errors import SegAnyError
+from ..shared.workers import start_decode
 
 
 class DecodeQueue:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..engine.embeddings import (
+from ...engine.embeddings import (
     CacheEntry, EmbeddingCache, EmbeddingKey, model_identity, slice_digest,
 )
-from ..engine.errors import Cancelled, ImageError
-from .image_slice import ImageSource
-from .workers import EmbeddingJob, start_embedding
+from ...engine.errors import Cancelled, ImageError
+from ..shared.image_slice import ImageSource
+from ..shared.workers import EmbeddingJob, start_embedding
 
 
 class EmbeddingManager:

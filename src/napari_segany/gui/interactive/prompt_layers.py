@@ -1,7 +1,7 @@
 """The prompt layers: a Points layer for clicks and a Shapes layer whose rectangles are boxes.
 
 They are ordinary napari layers (the user can move, delete, select points as usual); the
-widget creates them, or adopts layers of the same names.  A point's sign is the boolean
+widget creates them for each image (names: :mod:`.own_layers`), or adopts ours by name.  A point's sign is the boolean
 feature ``positive`` (green when True, red when False).  ``T`` flips the sign of the next
 points; a middle click or Ctrl+click adds one negative point whatever the sign.
 """
@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 from napari.layers import Points, Shapes
 
-from ..engine.interactive import rc_to_xy, rectangle_to_box
-from .image_slice import ImageSource
+from ...engine.interactive import rc_to_xy, rectangle_to_box
+from ..shared.image_slice import ImageSource
+from .own_layers import BOXES_NAME, OWNER_KEY, POINTS_NAME, LayerNames, adopt
 
-POINTS_NAME = "SegAny points"
-BOXES_NAME = "SegAny boxes"
+__all__ = ["BOXES_NAME", "POINTS_NAME", "PromptLayers"]
 POSITIVE_COLOR = "#00ff00"
 NEGATIVE_COLOR = "#ff2020"
 MIDDLE_BUTTON = 3  # vispy's numbering: 1 left, 2 right, 3 middle
@@ -26,9 +26,10 @@ MIDDLE_BUTTON = 3  # vispy's numbering: 1 left, 2 right, 3 middle
 class PromptLayers:
     """Owns the two prompt layers and reads the prompts of one slice from them."""
 
-    def __init__(self, viewer, on_change: Callable[[], None]):
+    def __init__(self, viewer, on_change: Callable[[], None], names: LayerNames = LayerNames()):
         self.viewer = viewer
         self.on_change = on_change
+        self.names = names
         self.points: Points | None = None
         self.boxes: Shapes | None = None
         self.positive = True  # sign of the next points
@@ -36,22 +37,14 @@ class PromptLayers:
         self._muted = False
 
     # --- creating / adopting ------------------------------------------------------------
-    def attach(self, source: ImageSource) -> None:
-        """Create the layers for ``source`` (or adopt same-named layers of the same ndim)."""
+    def attach(self, source: ImageSource, taken=()) -> None:
+        """Create the layers for ``source`` (or adopt ours of the same names and ndim;
+        ``taken``: layers other images use)."""
         ndim = len(source.spatial_shape)
-        size = max(3.0, min(source.spatial_shape[-2:]) / 60)
-        self.points = self._adopt(POINTS_NAME, Points, ndim) or self.viewer.add_points(
-            np.zeros((0, ndim)), ndim=ndim, name=POINTS_NAME, size=size,
-            scale=source.spatial_scale, translate=source.spatial_translate,
-            features=pd.DataFrame({"positive": pd.Series([], dtype=bool)}),
-            feature_defaults={"positive": True}, face_color=POSITIVE_COLOR,
-            border_color="white", border_width=0.1, out_of_slice_display=False,
-        )
-        self.boxes = self._adopt(BOXES_NAME, Shapes, ndim) or self.viewer.add_shapes(
-            ndim=ndim, name=BOXES_NAME, scale=source.spatial_scale,
-            translate=source.spatial_translate, edge_color="#ffd000", face_color="transparent",
-            edge_width=max(1.0, size / 3),
-        )
+        self.points = (adopt(self.viewer, self.names.points, Points, ndim, taken)
+                       or self._new_points(source))
+        self.boxes = (adopt(self.viewer, self.names.boxes, Shapes, ndim, taken)
+                      or self._new_boxes(source))
         if "positive" not in self.points.features:
             self.points.features = pd.DataFrame({"positive": np.ones(len(self.points.data), bool)})
         self._connect()
@@ -60,13 +53,24 @@ class PromptLayers:
         self.points.mode = "add"
         self.viewer.layers.selection.active = self.points
 
-    def _adopt(self, name, kind, ndim):
-        layer = self.viewer.layers[name] if name in self.viewer.layers else None
-        if isinstance(layer, kind) and layer.ndim == ndim:
-            return layer
-        if layer is not None:  # a stale layer of another image: replace it
-            self.viewer.layers.remove(layer)
-        return None
+    def _new_points(self, source: ImageSource) -> Points:
+        ndim = len(source.spatial_shape)
+        return self.viewer.add_points(
+            np.zeros((0, ndim)), ndim=ndim, name=self.names.points, size=_point_size(source),
+            metadata={OWNER_KEY: source.layer.name},
+            scale=source.spatial_scale, translate=source.spatial_translate,
+            features=pd.DataFrame({"positive": pd.Series([], dtype=bool)}),
+            feature_defaults={"positive": True}, face_color=POSITIVE_COLOR,
+            border_color="white", border_width=0.1, out_of_slice_display=False,
+        )
+
+    def _new_boxes(self, source: ImageSource) -> Shapes:
+        return self.viewer.add_shapes(
+            ndim=len(source.spatial_shape), name=self.names.boxes,
+            metadata={OWNER_KEY: source.layer.name}, scale=source.spatial_scale,
+            translate=source.spatial_translate, edge_color="#ffd000", face_color="transparent",
+            edge_width=max(1.0, _point_size(source) / 3),
+        )
 
     def _connect(self) -> None:
         for layer in (self.points, self.boxes):
@@ -209,6 +213,10 @@ def _to_image_coords(layer, source: ImageSource, coords) -> np.ndarray:
     # another frame (an adopted layer): through world coordinates, as napari draws them
     out = np.array([source.layer.world_to_data(layer.data_to_world(c)) for c in coords])
     return out[:, 1:] if source.channel_first else out
+
+
+def _point_size(source: ImageSource) -> float:
+    return max(3.0, min(source.spatial_shape[-2:]) / 60)
 
 
 def _rgba(color: str) -> np.ndarray:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from napari.layers import Image
 
-from ..engine.errors import ImageError
-from ..engine.images import to_uint8_rgb
+from ...engine.errors import ImageError
+from ...engine.images import to_uint8_rgb
 
 MAX_CHANNELS = 3  # channels map to R, G, B
 

@@ -1,27 +1,31 @@
-"""The target Labels layer (commits, undo-aware) and the 2D preview Labels layer.
+"""The target Labels layer of both docks: found or made to fit the image, and written with
+new ids, undo-aware.
 
 Commits go through ``Labels.data_setitem`` inside ``Labels.block_history()``: napari records
 them in the layer's undo history (one Ctrl+Z undoes one commit, all its objects) and
 refreshes only the changed region.  Only the pixels inside each mask's bounding box are read.
-
-The preview is a 2D Labels layer with the image's Y/X scale and translate: it shows the
-objects of the shown slice, so its size never depends on the number of slices.  Each click
-rewrites only the bounding boxes of the objects that changed.
 """
 from __future__ import annotations
 
 import numpy as np
 from napari.layers import Labels
 
-from ..engine.errors import SegAnyError
-from ..engine.interactive import MaxLabelTracker, ObjectMask, commit_mask, paint_preview
-from ..engine.interactive.masks import union_bbox
+from ...engine.errors import SegAnyError
+from ...engine.interactive import MaxLabelTracker, ObjectMask, commit_mask
 from .image_slice import ImageSource
 
 LABELS_NAME = "SegAny labels"
 #: The target choice of both widgets that makes a new Labels layer at the first commit.
 NEW_LABELS = "<new Labels layer>"
 PREVIEW_NAME = "SegAny preview"
+#: Metadata key of the layers the Segment Anything dock makes for an image (prompts,
+#: preview): scratch layers, never offered as a commit target.
+OWNER_KEY = "napari_segany_image"
+
+
+def is_scratch_layer(layer) -> bool:
+    """A prompt or preview layer of the Segment Anything dock (not a Labels target)."""
+    return OWNER_KEY in getattr(layer, "metadata", {}) or layer.name == PREVIEW_NAME
 
 
 def ensure_labels(viewer, source: ImageSource, layer: Labels | None = None) -> Labels:
@@ -113,76 +117,3 @@ def _check_ids_fit(layer: Labels, largest: int) -> None:
             f"The Labels layer {layer.name!r} holds {dtype} ids (at most {np.iinfo(dtype).max}): "
             "no id is left for the new object(s). Convert it (Layer > Convert data type > "
             "uint32) or pick another Labels layer, then commit again: the objects are kept.")
-
-
-class PreviewLayer:
-    """A 2D Labels layer showing the current objects; written bounding box by bounding box.
-
-    Edits go through the public ``data_setitem`` (partial redraw of the changed pixels).  It
-    records undo history, so the layer is reset (``data = zeros``, which also clears the
-    history) whenever the objects are committed or discarded.
-    """
-
-    def __init__(self, viewer):
-        self.viewer = viewer
-        self.layer: Labels | None = None
-        self._shown: dict[tuple, tuple[int, ObjectMask]] = {}  # key -> (value, mask)
-
-    def attach(self, source: ImageSource) -> None:
-        shape = source.spatial_shape[-2:]
-        scale, translate = source.spatial_scale[-2:], source.spatial_translate[-2:]
-        layer = self.viewer.layers[PREVIEW_NAME] if PREVIEW_NAME in self.viewer.layers else None
-        if isinstance(layer, Labels) and layer.data.shape == shape:
-            layer.scale, layer.translate = scale, translate
-        else:
-            if layer is not None:
-                self.viewer.layers.remove(layer)
-            layer = self.viewer.add_labels(
-                np.zeros(shape, np.uint8), name=PREVIEW_NAME, scale=scale, translate=translate,
-                opacity=0.55, blending="translucent")
-        self.layer = layer
-        self._shown = {}
-        self.reset()
-
-    def alive(self) -> bool:
-        return self.layer is not None and self.layer in self.viewer.layers
-
-    @property
-    def data(self) -> np.ndarray:
-        return self.layer.data
-
-    def show(self, masks: list[ObjectMask]) -> None:
-        """Make the preview show exactly ``masks``; rewrite only what changed."""
-        wanted = {m.key: m for m in masks}
-        for key, (value, old) in list(self._shown.items()):
-            if key not in wanted:
-                self._replace(old, None, value)
-                del self._shown[key]
-        for key, mask in wanted.items():
-            value, old = self._shown.get(key, (None, None))
-            if old is mask:
-                continue
-            value = value or self._free_value()
-            self._replace(old, mask, value)
-            self._shown[key] = (value, mask)
-
-    def reset(self) -> None:
-        """Empty the preview and its undo history (one full redraw)."""
-        self._shown = {}
-        self.layer.data = np.zeros(self.layer.data.shape, np.uint8)
-
-    def _free_value(self) -> int:
-        used = {value for value, _ in self._shown.values()}
-        return next(v for v in range(1, 256) if v not in used)
-
-    def _replace(self, old: ObjectMask | None, new: ObjectMask | None, value: int) -> None:
-        bbox = union_bbox(old.bbox if old else None, new.bbox if new else None)
-        if bbox is None:
-            return
-        r0, r1, c0, c1 = bbox
-        current = self.layer.data[r0:r1, c0:c1]
-        target = current.copy()
-        paint_preview(target, old, new, value, origin=(r0, c0))
-        rows, cols = np.nonzero(target != current)
-        if rows.size:
-            self.layer.data_setitem((rows + r0, cols + c0), target[rows, cols])

@@ -7,8 +7,8 @@ from qtpy.QtWidgets import (
     QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget,
 )
 
-from ..engine.weights import cached_path, weights_present
-from ..models import registry
+from ...engine.weights import cached_path, weights_present
+from ...models import registry
 
 
 INTERACTIVE_TASKS = (registry.PROMPTABLE, registry.INSTANCE)  # FastSAM: prompts select masks

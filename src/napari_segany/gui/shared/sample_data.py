@@ -1,7 +1,7 @@
 """npe2 sample-data contributions (offline)."""
 from __future__ import annotations
 
-from ..engine.images import samples
+from ...engine.images import samples
 
 
 def cell_2d():

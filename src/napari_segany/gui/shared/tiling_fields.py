@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from qtpy.QtWidgets import QFormLayout, QSpinBox
 
-from ..engine.tiling import TilingSettings
+from ...engine.tiling import TilingSettings
 
 
 class TilingFields:

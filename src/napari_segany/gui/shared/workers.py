@@ -15,8 +15,8 @@ from typing import Callable
 import numpy as np
 from napari.qt.threading import create_worker
 
-from ..engine.embeddings import CacheEntry, EmbeddingKey, iter_encode
-from ..engine.errors import SegAnyError
+from ...engine.embeddings import CacheEntry, EmbeddingKey, iter_encode
+from ...engine.errors import SegAnyError
 
 
 class WorkerFailure(SegAnyError):
@@ -64,7 +64,7 @@ def start_embedding(predictor, rgb: np.ndarray, key: EmbeddingKey, index: tuple,
 
 def start_model_load(name, checkpoint, device, *, on_done, on_error):
     """``engine.weights.load_model`` in a worker (a 2.5 GB ViT-H takes seconds to read)."""
-    from ..engine.weights import load_model
+    from ...engine.weights import load_model
 
     worker = create_worker(load_model, name, checkpoint=checkpoint, device=device,
                            _start_thread=False, _ignore_errors=True)
