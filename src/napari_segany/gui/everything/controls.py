@@ -22,7 +22,7 @@ def build_controls(w) -> None:
     w.method_combo = QComboBox()
     w.method_combo.addItems(list(METHOD_TITLES.values()))
     w.model_panel = EverythingModelPanel()
-    w.detector_row = DetectorRow()
+    w.detector_row = DetectorRow(w.model_panel.file_checks)
     w.detector_label = QLabel("Detector")
     w.params = MethodParams()
     w.tiling = TilingPanel()

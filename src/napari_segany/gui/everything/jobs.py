@@ -33,7 +33,8 @@ from ...engine.everything.stack import Plane
 from ...engine.progress import Progress
 from ...engine.tiling import TilingSettings, describe_tiles, model_input_size
 from ..shared.image_slice import ImageSource
-from ..shared.workers import WorkerFailure
+from ..shared.workers import WorkerFailure, load_checked
+from .model import everything_where
 
 
 @dataclass(frozen=True)
@@ -134,12 +135,10 @@ def _plane(request: Request, index) -> Plane:
 
 
 def _load(choice: ModelChoice, what: str, field_name: str):
-    from ...engine.weights import load_model
-
     yield Progress(0, 1, f"loading the {what} {choice.name}…")
-    try:
-        return load_model(choice.name, checkpoint=choice.checkpoint or None,
-                          device=choice.device or None)
+    try:  # a chosen file is checked first: a wrong one is refused before anything is built
+        return load_checked(choice.name, choice.checkpoint or None, choice.device or None,
+                            everything_where)
     except WeightsNotFoundError as exc:
         raise gui_wording(exc, field_name) from None
 

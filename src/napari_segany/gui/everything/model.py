@@ -9,13 +9,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLineEdit, QPushButton, QWidget
+from qtpy.QtWidgets import (
+    QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget,
+)
 
 from ...engine.everything.methods import DEFAULT_MODEL, DETECTOR_NAME, METHOD_TASK, models_for
 from ...engine.weights import cached_path, weights_present
 from ...models import registry
+from ..shared.model_panel import REFUSED_STYLE, ModelPanel
+from ..shared.qt_helpers import single_shot_timer
 from .params import METHOD_TITLES
-from ..shared.model_panel import ModelPanel
+
+
+def everything_where(spec) -> str:
+    """Where the Segment Everything dock's user picks the model a wrong file belongs to."""
+    if spec.task == registry.DETECTOR:
+        return f"pick it under Method: {METHOD_TITLES['object_aware']}, Detector"
+    if spec.task == registry.INSTANCE:
+        return f"pick it under Method: {METHOD_TITLES['fastsam']}, model {spec.name}"
+    return f"pick {spec.name} under Model (methods SAM grid and object-aware prompts)"
 
 
 class EverythingModelPanel(ModelPanel):
@@ -23,7 +35,7 @@ class EverythingModelPanel(ModelPanel):
 
     def __init__(self, parent=None):
         self.method = "grid"
-        super().__init__(parent)
+        super().__init__(parent, where=everything_where)
 
     def set_method(self, method: str) -> None:
         if method == self.method:
@@ -49,18 +61,30 @@ class EverythingModelPanel(ModelPanel):
 
 
 class DetectorRow(QWidget):
-    """A file field for ObjectAwareModel.pt with a Browse button."""
+    """A file field for ObjectAwareModel.pt with a Browse button; a chosen file is checked at
+    once (``file_checks``, the dock's), a wrong one named under the field."""
 
-    def __init__(self, parent=None):
+    def __init__(self, file_checks, parent=None):
         super().__init__(parent)
+        self.file_checks = file_checks
         self.edit = QLineEdit()
         self.edit.setToolTip(registry.get_spec(DETECTOR_NAME).download_hint)
         self.browse = QPushButton("Browse…")
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
+        self.file_label = QLabel()
+        self.file_label.setWordWrap(True)
+        self.file_label.setStyleSheet(REFUSED_STYLE)
+        self.file_label.setVisible(False)
+        row = QHBoxLayout()
         row.addWidget(self.edit)
         row.addWidget(self.browse)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(row)
+        column.addWidget(self.file_label)
+        self._check_timer = single_shot_timer(self, 300, self.check_file)
         self.browse.clicked.connect(self._browse)
+        self.edit.textChanged.connect(self._changed)
+        file_checks.checked.connect(self._show_verdict)
         self.update_placeholder()
 
     @property
@@ -72,11 +96,26 @@ class DetectorRow(QWidget):
         self.edit.setPlaceholderText("empty: ObjectAwareModel.pt from the cache" if cached else
                                      "ObjectAwareModel.pt (not in the cache: choose the file)")
 
+    def check_file(self) -> None:
+        self._check_timer.stop()
+        self.file_checks.check_soon(DETECTOR_NAME, self.path)
+
+    def _changed(self, *_) -> None:
+        self.file_label.setVisible(False)
+        if self.path:
+            self._check_timer.start()
+
+    def _show_verdict(self, verdict) -> None:
+        if verdict.model == DETECTOR_NAME and Path(verdict.path) == Path(self.path).expanduser():
+            self.file_label.setText(verdict.problem)
+            self.file_label.setVisible(verdict.refused)
+
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "MobileSAMv2 detector (ObjectAwareModel.pt)",
                                               "", "Checkpoints (*.pt *.pth);;All files (*)")
         if path:
             self.edit.setText(path)
+            self.check_file()
 
 
 def choice_problem(request, have_detector: bool) -> str:

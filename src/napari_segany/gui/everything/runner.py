@@ -16,9 +16,10 @@ from functools import partial
 from qtpy.QtCore import QObject
 
 from ...engine.errors import Cancelled, SegAnyError, WeightsNotFoundError
+from ...engine.weights import RefusedFile
 from .jobs import ModelChoice, Request, detector_choice, gui_wording, start_everything
 from .layers import ensure_result_layer
-from .model import choice_problem
+from .model import choice_problem, everything_where
 from .params import METHOD_TITLES
 from .controls import set_busy, show_progress
 from ..shared.stores import layer_store
@@ -111,6 +112,11 @@ class RunController(QObject):
         if isinstance(exc, Cancelled):  # the job stopped itself at a cancel
             self._aborted()
             return
+        if isinstance(exc, RefusedFile):  # said once per file, also when it was chosen
+            self.host.status_label.setText("Not run: a weights file was refused (see under its "
+                                           "field); nothing was written.")
+            self.host.file_checks.announce(exc.verdict.model, exc.verdict.path, str(exc))
+            return
         self.host.status_label.setText("Everything mode failed; nothing was written.")
         self.host.notify("error", str(exc) if isinstance(exc, (SegAnyError, ValueError)) else
                          f"Everything mode failed: {exc!r}")
@@ -150,6 +156,9 @@ class RunController(QObject):
 
         def failed(exc):
             host.status_label.setText("No model loaded.")
+            if isinstance(exc, RefusedFile):  # said once per file, also when it was chosen
+                host.file_checks.announce(name, checkpoint, str(exc))
+                return
             if isinstance(exc, WeightsNotFoundError):
                 exc = gui_wording(exc, "Checkpoint")
             host.notify("error", f"Could not load {name}: {exc}")
@@ -160,6 +169,7 @@ class RunController(QObject):
                 host.model_panel.set_busy(False)
 
         self.model_worker = start_model_load(name, checkpoint or None, device or None,
+                                             where=everything_where,
                                              on_done=alive_only(host, done),
                                              on_error=alive_only(host, failed))
         self.model_worker.finished.connect(finished)

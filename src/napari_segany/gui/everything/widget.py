@@ -190,6 +190,11 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
         p = self.model_panel
         return ModelChoice(p.model_combo.currentText(), p.checkpoint, p.device_combo.currentText())
 
+    @property
+    def file_checks(self):
+        """The verdicts on the weights files chosen in this dock (each refusal said once)."""
+        return self.model_panel.file_checks
+
     def notify(self, level: str, message: str) -> None:
         """One notification ("info" or "error"), for the run controller."""
         notify.by_level(level, message)

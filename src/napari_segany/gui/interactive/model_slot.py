@@ -2,7 +2,9 @@
 sessions decode with (SAM-like, or FastSAM's selection among its masks).
 
 :class:`ModelSlot` emits ``loading(name)``, then ``loaded(predictor)`` or
-``failed(message)``; a failed load keeps the previous model.
+``failed(message)``; a failed load keeps the previous model.  A weights file is checked
+before anything is built (:mod:`..shared.file_check`); a refusal already said when the file
+was chosen is not said again.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from qtpy.QtCore import QObject, Signal
 
 from ...engine.errors import SegAnyError
 from ...engine.tiling import predictor_for
+from ...engine.weights import RefusedFile
 from ..shared import notify
 from ..shared.workers import alive_only, start_model_load
 
@@ -21,8 +24,9 @@ class ModelSlot(QObject):
     loaded = Signal(object)
     failed = Signal(str)
 
-    def __init__(self, parent=None):
+    def __init__(self, file_checks, parent=None):
         super().__init__(parent)
+        self.file_checks = file_checks  # the verdicts on the chosen files, said once
         self.predictor = None
         self.worker = None
         self.closed = False  # set when the dock closes: a late load result is dropped
@@ -43,8 +47,9 @@ class ModelSlot(QObject):
             return
         self.loading.emit(name)
         self.worker = start_model_load(
-            name, checkpoint or None, device or None,
-            on_done=alive_only(self, self.install), on_error=alive_only(self, self._failed))
+            name, checkpoint or None, device or None, where=self.file_checks.where,
+            on_done=alive_only(self, self.install),
+            on_error=alive_only(self, lambda exc: self._failed(exc, name, checkpoint)))
 
     def install(self, model) -> None:
         """Use ``model`` (what the loading worker hands back, or one loaded by a script)."""
@@ -61,8 +66,12 @@ class ModelSlot(QObject):
             notify.warning("Load a model first (Model > Load model); the prompts are kept.")
         return False
 
-    def _failed(self, exc: Exception) -> None:
+    def _failed(self, exc: Exception, name: str, checkpoint: str) -> None:
         self.worker = None
+        self._warned_missing = True  # the user knows there is no model: clicks stay quiet
         message = str(exc) if isinstance(exc, SegAnyError) else f"Could not load the model: {exc}"
-        notify.error(message)
+        if isinstance(exc, RefusedFile):
+            self.file_checks.announce(name, checkpoint, message)  # once per file and model
+        else:
+            notify.error(message)
         self.failed.emit(message)

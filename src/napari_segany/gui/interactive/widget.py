@@ -48,7 +48,7 @@ class SegAnyWidget(ShutsDownWhenClosed, QWidget):
         self.closed = False  # closed or taken out of its dock: worker results are dropped
         build_controls(self)
         self.images = ImageSessions(napari_viewer, self, self)
-        self.model = ModelSlot(self)
+        self.model = ModelSlot(self.model_panel.file_checks, self)
         self.store_panel = StorePanel(self.cache)  # on-disk store + tiling of large slices
         self.propagation = PropagationPanel(self)
         add_panels(self, self.propagation, self.store_panel)

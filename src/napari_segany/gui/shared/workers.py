@@ -62,11 +62,19 @@ def start_embedding(predictor, rgb: np.ndarray, key: EmbeddingKey, index: tuple,
     return job
 
 
-def start_model_load(name, checkpoint, device, *, on_done, on_error):
-    """``engine.weights.load_model`` in a worker (a 2.5 GB ViT-H takes seconds to read)."""
-    from ...engine.weights import load_model
+def load_checked(name, checkpoint=None, device=None, where=None):
+    """``engine.weights.load_model``, after a fast check that a given file is ``name``'s
+    weights (:class:`~...engine.weights.RefusedFile` before anything is built)."""
+    from ...engine.weights import load_model, refuse_wrong_file
 
-    worker = create_worker(load_model, name, checkpoint=checkpoint, device=device,
+    if checkpoint:
+        refuse_wrong_file(name, checkpoint, where)
+    return load_model(name, checkpoint=checkpoint, device=device)
+
+
+def start_model_load(name, checkpoint, device, *, on_done, on_error, where=None):
+    """:func:`load_checked` in a worker (a 2.5 GB ViT-H takes seconds to read)."""
+    worker = create_worker(load_checked, name, checkpoint, device, where,
                            _start_thread=False, _ignore_errors=True)
     worker.returned.connect(on_done)
     worker.errored.connect(on_error)

@@ -1,0 +1,46 @@
+"""A section of a dock that folds away: an arrow button with a title, and its content.
+
+Rarely used settings live in collapsed sections, so that a dock fits a 1366 x 768 screen
+(a hidden section takes no height: Qt leaves hidden widgets out of the layout).
+"""
+from __future__ import annotations
+
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import QSizePolicy, QToolButton, QVBoxLayout, QWidget
+
+
+class Collapsible(QWidget):
+    """``title`` on an arrow button that shows or hides ``content`` (collapsed by default).
+    ``toggled(expanded)`` after each change."""
+
+    toggled = Signal(bool)
+
+    def __init__(self, title: str, content: QWidget, expanded: bool = False, parent=None):
+        super().__init__(parent)
+        self.content = content
+        self.button = QToolButton()
+        self.button.setText(title)
+        self.button.setCheckable(True)
+        self.button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.button.setStyleSheet("QToolButton { border: none; font-weight: bold; }")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addWidget(self.button)
+        layout.addWidget(content)
+        self.button.toggled.connect(self.set_expanded)
+        self.set_expanded(expanded)
+
+    @property
+    def expanded(self) -> bool:
+        return self.button.isChecked()
+
+    def set_expanded(self, expanded: bool) -> None:
+        expanded = bool(expanded)
+        if self.button.isChecked() != expanded:
+            self.button.setChecked(expanded)  # comes back here through `toggled`
+            return
+        self.button.setArrowType(Qt.ArrowType.DownArrow if expanded else Qt.ArrowType.RightArrow)
+        self.content.setVisible(expanded)
+        self.toggled.emit(expanded)
