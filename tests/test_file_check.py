@@ -30,7 +30,7 @@ def test_text_and_truncated_files(tmp_path, tiny_file):
     assert "the file is truncated (download it again)" in check_checkpoint("tiny_sam", cut).problem
     (tmp_path / "empty.pt").write_bytes(b"")
     assert "is empty" in check_checkpoint("tiny_sam", tmp_path / "empty.pt").problem
-    assert "does not exist" in check_checkpoint("tiny_sam", tmp_path / "nowhere.pt").problem
+    assert "was not found" in check_checkpoint("tiny_sam", tmp_path / "nowhere.pt").problem
 
 
 def test_the_family_of_another_model_s_file_is_named(tiny_file):

@@ -115,7 +115,7 @@ def test_4d_axis_choice_preserves_other_objects(open_widget, fake_checkpoint, pa
     assert object_id == 10
     panel = panel_of(widget)
     panel.sync()
-    assert [panel.axis_combo.itemText(i) for i in range(2)] == ["axis 0", "axis 1"]
+    assert [panel.axis_combo.itemText(i) for i in range(2)] == ["t", "z"]  # unnamed: T, Z, Y, X
     assert panel.axis_combo.currentIndex() == 1  # z of T, Z, Y, X by default
     panel.axis_combo.setCurrentIndex(0)  # walk through time at z = 2
     panel.score_spin.setValue(0.0)

@@ -104,7 +104,7 @@ class _Refusal(Exception):
 def _file_problem(path: Path) -> str:
     """What is wrong with the file as bytes: missing, empty, not a torch file, truncated."""
     if not path.is_file():
-        return f"{path} does not exist (or is not a file): choose the weights file again."
+        return f"{path} was not found (no such file): choose the weights file again."
     if path.stat().st_size == 0:
         return f"{path} is empty: the file is truncated (download it again)."
     with path.open("rb") as fh:

@@ -6,10 +6,11 @@ from qtpy.QtWidgets import (
     QProgressBar, QPushButton, QVBoxLayout,
 )
 
+from ..shared.collapsible import Collapsible, scrolling_body
+from ..shared.image_controls import image_controls
 from .model import DetectorRow, EverythingModelPanel
 from .params import METHOD_TITLES, FilterPanel, MethodParams
 from .tiling import TilingPanel
-from ..shared.image_controls import image_controls
 
 SCOPES = ("Shown slice", "All slices")
 
@@ -39,33 +40,49 @@ def build_controls(w) -> None:
     w.status_label = QLabel("Pick an image and a method, then Segment everything.")
     w.status_label.setWordWrap(True)
 
-    form.addRow("Run on", w.scope_combo)
-    method = QGroupBox("Method")
-    mform = QFormLayout(method)
-    mform.addRow("Method", w.method_combo)
-    mform.addRow(w.model_panel)
-    mform.addRow(w.detector_label, w.detector_row)
-    mform.addRow(w.params)
-    run_row = QHBoxLayout()
-    run_row.addWidget(w.run_button)
-    run_row.addWidget(w.cancel_button)
-    filters = QGroupBox("Filters (live)")
-    fbox = QVBoxLayout(filters)
-    fbox.addWidget(w.filters)
-    fbox.addWidget(w.count_label)
-    commit = QGroupBox("Commit")
-    cform = QFormLayout(commit)
-    cform.addRow("Into", w.target_combo)
-    cform.addRow(w.preserve_check)
-    cform.addRow(w.commit_button)
-    layout = QVBoxLayout(w)
-    for box in (data, method, w.tiling):
-        layout.addWidget(box)
-    layout.addLayout(run_row)
+    w.scope_combo.setToolTip("Run on the shown slice, or on every slice of the stack")
+    layout = scrolling_body(w)  # collapsed sections keep it on a laptop screen
+    w.params_section = Collapsible("Parameters", w.params)
+    w.tiling_section = Collapsible("Large images (tiling)", w.tiling)
+    for part in (data, _method_box(w), w.tiling_section):
+        layout.addWidget(part)
+    layout.addLayout(_row(w.run_button, w.scope_combo, w.cancel_button))
     layout.addWidget(w.progress)
-    for box in (filters, commit, w.status_label):
-        layout.addWidget(box)
+    layout.addWidget(_result_box(w))
+    layout.addWidget(w.status_label)
     layout.addStretch(1)
+
+
+def _method_box(w) -> QGroupBox:
+    method = QGroupBox("Method")
+    form = QFormLayout(method)
+    form.addRow("Method", w.method_combo)
+    form.addRow(w.model_panel)
+    form.addRow(w.detector_label, w.detector_row)
+    form.addRow(w.params_section)
+    return method
+
+
+def _result_box(w) -> QGroupBox:
+    """Live filters, the count, and the commit of what they keep."""
+    box = QGroupBox("Filters (live) and commit")
+    column = QVBoxLayout(box)
+    column.addWidget(w.filters)
+    column.addWidget(w.count_label)
+    into = QHBoxLayout()
+    into.addWidget(QLabel("Into"))
+    into.addWidget(w.target_combo, 1)
+    into.addWidget(w.commit_button)
+    column.addLayout(into)
+    column.addWidget(w.preserve_check)
+    return box
+
+
+def _row(*controls) -> QHBoxLayout:
+    row = QHBoxLayout()
+    for control in controls:
+        row.addWidget(control)
+    return row
 
 
 def set_busy(w, busy: bool) -> None:

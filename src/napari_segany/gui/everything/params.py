@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
-    QCheckBox, QDoubleSpinBox, QFormLayout, QSpinBox, QStackedWidget, QWidget,
+    QCheckBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QSpinBox, QStackedWidget, QWidget,
 )
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
@@ -156,7 +156,7 @@ class FilterPanel(QWidget):
         self.min_score.setToolTip("Drop masks with a lower predicted IoU (FastSAM: score); 0 keeps all.")
         self.min_stability = _slider(QLabeledDoubleSlider, 0.0, 1.0, d.min_stability or 0.0)
         self.min_stability.setToolTip("Drop masks with a lower stability score; 0 keeps all.")
-        self.parts_check = QCheckBox("Drop parts inside larger masks")
+        self.parts_check = QCheckBox("Drop parts inside larger masks:")
         self.parts_check.setToolTip("Remove masks lying mostly inside one larger mask (e.g. a "
                                     "nucleus inside its cell).")
         self.contained = _slider(QLabeledDoubleSlider, 0.5, 1.0, d.max_contained or 0.9)
@@ -168,8 +168,10 @@ class FilterPanel(QWidget):
         form.addRow("Max area (% image)", self.max_area)
         form.addRow("Min score", self.min_score)
         form.addRow("Min stability", self.min_stability)
-        form.addRow(self.parts_check)
-        form.addRow("   inside fraction", self.contained)
+        parts_row = QHBoxLayout()  # one row: the switch, then its threshold
+        parts_row.addWidget(self.parts_check)
+        parts_row.addWidget(self.contained, 1)
+        form.addRow(parts_row)
         for slider in (self.min_area, self.max_area, self.min_score, self.min_stability, self.contained):
             slider.valueChanged.connect(lambda *_: self.changed.emit())
         self.parts_check.toggled.connect(lambda *_: self.changed.emit())

@@ -8,17 +8,17 @@ here.
 """
 from __future__ import annotations
 
-from qtpy.QtWidgets import QCheckBox, QFormLayout, QGroupBox
+from qtpy.QtWidgets import QCheckBox, QFormLayout, QWidget
 
 from ...engine.tiling import TilingSettings
 from ..shared.tiling_fields import TilingFields
 
 
-class TilingPanel(QGroupBox):
+class TilingPanel(QWidget):
     """Tile large slices (on by default), threshold, tile size and halo (0 / -1: auto)."""
 
     def __init__(self, parent=None):
-        super().__init__("Large images", parent)
+        super().__init__(parent)
         self.enable_check = QCheckBox("Tile large slices")
         self.enable_check.setChecked(True)
         self.enable_check.setToolTip("Run everything mode tile by tile on slices larger than "
@@ -26,6 +26,7 @@ class TilingPanel(QGroupBox):
         self.fields = TilingFields()
         self.threshold_spin, self.tile_spin, self.halo_spin = self.fields.spins
         form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
         form.addRow(self.enable_check)
         self.fields.add_rows(form)
         self.enable_check.toggled.connect(self._enable_spins)

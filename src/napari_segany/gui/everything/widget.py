@@ -38,7 +38,9 @@ from ..shared.image_slice import ImageSource
 from ..shared.labels_io import (
     LABELS_NAME, NEW_LABELS, LabelsWriter, ensure_labels, is_scratch_layer,
 )
-from ..shared.qt_helpers import ShutsDownWhenClosed, set_items, single_shot_timer
+from ..shared.qt_helpers import (
+    ShutsDownWhenClosed, select_quietly, set_items, signals_blocked, single_shot_timer,
+)
 from ..shared.workers import process_events_until
 from .controls import build_controls, set_busy
 from .jobs import ModelChoice
@@ -69,6 +71,7 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
         self._build_ui()
         self.viewer.layers.events.inserted.connect(self._refresh_layer_choices)
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
+        self.viewer.layers.events.connect(self._on_layer_event)
         self.viewer.dims.events.current_step.connect(self._on_step)
         self._refresh_layer_choices()
 
@@ -76,9 +79,10 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
     def set_image(self, layer, channel_first: bool = False, channels=(0, 1, 2)) -> None:
         """Segment ``layer`` (an Image layer or its name)."""
         layer = self.viewer.layers[layer] if isinstance(layer, str) else layer
-        self.channel_check.setChecked(channel_first)
+        with signals_blocked(self.channel_check):  # no attach of the old image with these
+            self.channel_check.setChecked(channel_first)
         self.channels_edit.setText(",".join(str(c) for c in channels))
-        self.image_combo.setCurrentText(layer.name)
+        select_quietly(self.image_combo, layer.name)
         self._attach_image(layer)
 
     def set_method(self, method: str, detector=None) -> None:
@@ -243,8 +247,13 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
         set_items(self.target_combo, [NEW_LABELS] + targets)
         if self.target_combo.currentText() == NEW_LABELS and LABELS_NAME in targets:
             self.target_combo.setCurrentText(LABELS_NAME)  # the interactive widget's target
-        if self.source is None and images:
-            self._attach_selected_image()
+        inserted = getattr(event, "value", None) if getattr(event, "type", "") == "inserted" else None
+        self._pick_first_image(inserted if isinstance(inserted, Image) else None)
+        self._show_choice()
+
+    def _on_layer_event(self, event) -> None:
+        if event.type == "name":  # a rename: the Data box names what is in use
+            self._refresh_layer_choices()
 
     def _on_layer_removed(self, event) -> None:
         if self.source is not None and event.value == self.source.layer:  # == : proxies
@@ -254,20 +263,42 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
             self.view.invalidate()  # re-shown in a new result layer when needed
         self._refresh_layer_choices()
 
+    def _pick_first_image(self, preferred=None) -> None:
+        """Without an image, take one by itself: ``preferred`` (a new layer), else the first
+        image that can be segmented; if none can, say why for the first (once)."""
+        if self.source is not None:
+            return
+        candidates = [preferred] if preferred is not None else [
+            l for l in self.viewer.layers if isinstance(l, Image)]
+        for layer in candidates:
+            try:
+                self._source_for(layer)
+            except (ImageError, ValueError):
+                continue
+            return self._attach_image(layer)
+        if candidates:
+            self._attach_image(candidates[0])  # the notification says why not
+
     def _attach_selected_image(self) -> None:
         name = self.image_combo.currentText()
         if name and name in self.viewer.layers:
             self._attach_image(self.viewer.layers[name])
 
+    def _source_for(self, layer) -> ImageSource:
+        if not isinstance(layer, Image):
+            raise ImageError(f"{layer.name!r} is a {type(layer).__name__} layer: pick an "
+                             "Image layer.")
+        source = ImageSource(layer, self.channel_check.isChecked(),
+                             channels_of(self.channels_edit.text()))
+        source.check()
+        return source
+
     def _attach_image(self, layer) -> None:
         try:
-            if not isinstance(layer, Image):
-                raise ImageError(f"{layer.name!r} is a {type(layer).__name__} layer: pick an Image layer.")
-            channels = channels_of(self.channels_edit.text())
-            source = ImageSource(layer, self.channel_check.isChecked(), channels)
-            source.check()
+            source = self._source_for(layer)
         except (ImageError, ValueError) as exc:
             notify.error(f"Cannot segment this image: {exc}")
+            self._show_choice()  # the Data box keeps naming the image that will be used
             return
         if source != self.source:
             self.cancel("another image was picked")
@@ -275,6 +306,17 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
             self.source = source
             layer.events.data.connect(self._on_image_data)
         self.scope_combo.setEnabled(source.n_leading > 0)
+        self._show_choice()
+
+    def _show_choice(self) -> None:
+        """The Data box names the image (and channels) a run will use; empty when none."""
+        if self.source is None:
+            self.image_combo.setCurrentIndex(-1)
+            return
+        select_quietly(self.image_combo, self.source.layer.name)
+        with signals_blocked(self.channel_check):
+            self.channel_check.setChecked(self.source.channel_first)
+        self.channels_edit.setText(",".join(str(c) for c in self.source.channels))
 
     def _detach_image(self) -> None:
         if self.source is not None:
@@ -334,6 +376,7 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
         self._filter_timer.stop()
         self.viewer.layers.events.inserted.disconnect(self._refresh_layer_choices)
         self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
+        self.viewer.layers.events.disconnect(self._on_layer_event)
         self.viewer.dims.events.current_step.disconnect(self._on_step)
         if self.source is not None:
             self.source.layer.events.data.disconnect(self._on_image_data)

@@ -7,6 +7,8 @@ from typing import Callable
 from ...engine.errors import SegAnyError
 from ..shared import notify
 
+COMPUTING = "Computing the image embedding (the viewer stays usable)."
+
 
 class Activity:
     """Progress bar, Cancel and status line of the model load and the embedding jobs."""
@@ -37,13 +39,16 @@ class Activity:
 
     # ---------------------------------------------------------------- the embedding
     def embedding_busy(self, busy: bool) -> None:
+        was = self.embedding
         self.embedding = busy
         self.progress.setVisible(busy or self.model.busy)
         self.cancel_button.setVisible(busy)
         self.progress.setValue(0)
         if busy:
             self.progress.setFormat("Computing the image embedding… %p%")
-            self.say("Computing the image embedding (the viewer stays usable).")
+            self.say(COMPUTING)
+        elif was:  # done (a cancel or a failure says so right after)
+            self.say("The slice is embedded: click on an object, or draw a box.")
 
     def embedding_progress(self, fraction: float) -> None:
         self.progress.setValue(int(round(100 * fraction)))
@@ -54,4 +59,6 @@ class Activity:
         notify.error(f"Could not compute the image embedding: {exc}.{hint}")
 
     def embedding_cancelled(self) -> None:
+        self.say("Embedding cancelled; the prompts are kept. Click again (or Compute "
+                 "embedding) to embed this slice.")
         notify.info("Embedding cancelled.")

@@ -23,6 +23,26 @@ PROMPT_LAYER_SHORTCUTS = {
 }
 
 
+#: What the mouse does on the prompt layers (listed with the keys in the dock).
+MOUSE = (("Click", "Add a point (positive or negative, see T) on the Points layer"),
+         ("Middle-click or Ctrl+click", "Add one negative point"),
+         ("Drag (Shapes layer, rectangle)", "Draw a box around an object"))
+
+
+def key_name(binding: str) -> str:
+    """napari's binding ("Shift-C", "Control-Z") as the dock shows it ("Shift+C", "Ctrl+Z")."""
+    return binding.replace("Control", "Ctrl").replace("-", "+")
+
+
+def shortcuts_help() -> str:
+    """Every key and mouse action of the dock, one per line (rich text)."""
+    rows = [(key_name(key), doc) for key, (_, doc) in SHORTCUTS.items()]
+    rows += [(f"{key_name(key)} (prompt layers)", doc)
+             for key, (_, doc) in PROMPT_LAYER_SHORTCUTS.items()]
+    rows += list(MOUSE)
+    return "<br>".join(f"<b>{key}</b>: {doc}" for key, doc in rows)
+
+
 def bind_shortcuts(widget, *providers, prompt_layers: bool = False) -> None:
     """Bind the shortcuts on each keymap provider (the viewer, layers)."""
     ref = weakref.ref(widget)

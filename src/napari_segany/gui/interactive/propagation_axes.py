@@ -1,6 +1,8 @@
 """The axes a propagation walks: their names, their spacing, and world <-> slice index.
 
-Names come from the image layer's ``axis_labels`` (z, t, ...).  A range is given in world units along the axis (``scale`` and ``translate`` of the image
+Names come from the image layer's ``axis_labels`` (z, t, ...); napari's unnamed defaults
+("-3", "-2", ...) are named by the usual layout: Z of Z, Y, X; T and Z of T, Z, Y, X.  A
+range is given in world units along the axis (``scale`` and ``translate`` of the image
 layer; rotations and shears are not taken into account).
 
 Scale and the area stop rule: when the walked axis has the same kind of unit as Y and X
@@ -18,6 +20,8 @@ from ...engine.propagation.prompts import anisotropy
 from ..shared.image_slice import ImageSource
 
 TIME_LABELS = ("t", "time", "frame", "frames")
+#: Names of the leading axes of an image whose axes napari left unnamed, by their number.
+CONVENTIONAL = {1: ("z",), 2: ("t", "z")}
 
 
 def axis_labels(source: ImageSource) -> list[str]:
@@ -26,7 +30,8 @@ def axis_labels(source: ImageSource) -> list[str]:
     labels = labels[1:] if source.channel_first else labels
     n = len(source.spatial_shape)
     if len(labels) != n or all(label.lstrip("-").isdigit() for label in labels):
-        labels = [f"axis {i}" for i in range(n)]
+        leading = CONVENTIONAL.get(n - 2, tuple(f"axis {i}" for i in range(n - 2)))
+        labels = [*leading, "y", "x"]
     return labels
 
 

@@ -18,9 +18,11 @@ from qtpy.QtWidgets import (
 from ...engine.errors import Cancelled, SegAnyError
 from ...engine.propagation import StopRules
 from ..shared import notify
+from ..shared.collapsible import Collapsible
 from ..shared.workers import alive_only, process_events_until
 from . import propagation_run as runs
 from .propagation_axes import axis_labels, index_of, world
+from .propagation_words import stop_lines
 
 DIRECTIONS = {"both": "Both ways", "forward": "Forward (+)", "backward": "Backward (−)"}
 
@@ -88,6 +90,7 @@ class PropagationPanel(QWidget):
         """Stop watching the Labels layer (the host widget is closed)."""
         if self._watched is not None:
             self._watched.events.paint.disconnect(self._on_paint)
+            self._watched.events.data.disconnect(self.refresh)
             self._watched = None
 
     @property
@@ -103,19 +106,53 @@ class PropagationPanel(QWidget):
         if writer is not None and writer.layer is not None:
             self._watch(writer.layer)
         source = self.host.source
-        if source is None or source is self._source:
-            return
-        self._source = source
+        if source is not self._source:
+            self._source = source
+            self._rebuild_axes(source)
+            self._say("")  # the last run's outcome was another image's
+        self.refresh()
+
+    def refresh(self, *_) -> None:
+        """Say what the panel can do now; its button is enabled exactly when it can act."""
+        can_act, text = self.readiness()
+        self.ready_label.setText(text)
+        self.propagate_button.setEnabled(can_act and not self.busy)
+
+    def readiness(self) -> tuple[bool, str]:
+        """(whether Propagate can start now, what it would do or what it needs)."""
+        source = self.host.source
+        if source is None:
+            return False, "No image: pick one above."
+        try:
+            runs.check_ready(self.host)
+        except SegAnyError as exc:
+            return False, str(exc)
+        axis = self.axis_combo.currentIndex()
+        names = axis_labels(source)
+        first, last = self._index_range()
+        where = f"along {names[axis]} (slices {first}–{last})"
+        index = source.index_from_world(self.host.viewer.dims.point)
+        layer = self.host.writer.layer
+        try:
+            value = runs.object_id(layer, index, self.object_spin.value(), self.last_written_id)
+        except (SegAnyError, IndexError, ValueError):
+            return False, f"Commit an object on this slice (C), then propagate it {where}."
+        if not (np.asarray(layer.data[index]) == value).any():
+            return False, (f"Object {value} is not on this slice ({names[axis]} = {index[axis]}): "
+                           "go to a slice where it is.")
+        kept = [f"{names[i]} stays at {index[i]}" for i in range(source.n_leading) if i != axis]
+        return True, (f"Propagates object {value} from {names[axis]} = {index[axis]} {where}"
+                      + (f"; {', '.join(kept)}" if kept else "") + ".")
+
+    def _rebuild_axes(self, source) -> None:
         self.axis_combo.blockSignals(True)
         self.axis_combo.clear()
-        self.axis_combo.addItems(axis_labels(source)[: source.n_leading])
-        self.axis_combo.setCurrentIndex(max(0, source.n_leading - 1))  # z of T, Z, Y, X
+        if source is not None:
+            self.axis_combo.addItems(axis_labels(source)[: source.n_leading])
+            self.axis_combo.setCurrentIndex(max(0, source.n_leading - 1))  # z of T, Z, Y, X
         self.axis_combo.blockSignals(False)
-        self.axis_combo.setEnabled(source.n_leading > 1)
+        self.axis_combo.setEnabled(source is not None and source.n_leading > 1)
         self._reset_range()
-        self._set_busy(self.busy)
-        if source.n_leading == 0:
-            self.status_label.setText("Propagation needs a z-stack or a time series.")
 
     # ============================ UI =======================================================
     def _build_ui(self) -> None:
@@ -138,18 +175,24 @@ class PropagationPanel(QWidget):
         self.propagate_button = QPushButton("Propagate (Shift+S)")
         self.progress = QProgressBar()
         self.cancel_button = QPushButton("Cancel")
-        self.status_label = QLabel()
+        self.ready_label = QLabel()  # what Propagate would do now, or what it needs
+        self.ready_label.setWordWrap(True)
+        self.status_label = QLabel()  # the outcome of the last run on this image
         self.status_label.setWordWrap(True)
+        self.status_label.setVisible(False)
         self._lay_out()
         self._set_busy(False)
         self.axis_combo.currentIndexChanged.connect(lambda _: self._reset_range())
         self.from_spin.valueChanged.connect(lambda _: self._show_range())
         self.to_spin.valueChanged.connect(lambda _: self._show_range())
+        self.object_spin.valueChanged.connect(self.refresh)
         self.propagate_button.clicked.connect(lambda: self.propagate())
         self.cancel_button.clicked.connect(self.cancel)
 
     def _lay_out(self) -> None:
-        form = QFormLayout()
+        settings = QWidget()
+        form = QFormLayout(settings)
+        form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Axis", self.axis_combo)
         form.addRow("Direction", self.direction_combo)
         range_row = QHBoxLayout()
@@ -160,20 +203,26 @@ class PropagationPanel(QWidget):
         form.addRow("Object", self.object_spin)
         form.addRow("Min score", self.score_spin)
         form.addRow("Max area change", self.area_spin)
+        form.addRow(self.past_empty_check)
+        form.addRow(self.overwrite_check)
+        self.settings_section = Collapsible("Settings (axis, range, object, stop rules)", settings)
         progress_row = QHBoxLayout()
         progress_row.addWidget(self.progress)
         progress_row.addWidget(self.cancel_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addLayout(form)
-        for w in (self.past_empty_check, self.overwrite_check, self.propagate_button):
+        for w in (self.settings_section, self.ready_label, self.propagate_button):
             layout.addWidget(w)
         layout.addLayout(progress_row)
         layout.addWidget(self.status_label)
 
     def _reset_range(self) -> None:
         source, axis = self.host.source, self.axis_combo.currentIndex()
+        for spin in (self.from_spin, self.to_spin):
+            spin.setEnabled(source is not None and axis >= 0)
         if source is None or axis < 0:
+            self.range_label.setText("no z or t axis to walk along")
+            self.refresh()
             return
         first, last = (world(source, axis, i) for i in (0, source.spatial_shape[axis] - 1))
         step = abs(source.spatial_scale[axis]) or 1.0
@@ -189,6 +238,7 @@ class PropagationPanel(QWidget):
     def _show_range(self) -> None:
         first, last = self._index_range()
         self.range_label.setText(f"slices {first}–{last} (world units along the axis)")
+        self.refresh()
 
     def _index_range(self) -> tuple[int, int]:
         source, axis = self.host.source, self.axis_combo.currentIndex()
@@ -200,9 +250,8 @@ class PropagationPanel(QWidget):
     def _set_busy(self, busy: bool) -> None:
         self.progress.setVisible(busy)
         self.cancel_button.setVisible(busy)
-        stack = self.host.source is not None and self.host.source.n_leading > 0
-        self.propagate_button.setEnabled(not busy and stack)
         self.progress.setValue(0)
+        self.refresh()
 
     # ============================ running ==================================================
     def _start(self, run: runs.PropagationRun) -> None:
@@ -213,7 +262,7 @@ class PropagationPanel(QWidget):
         worker.errored.connect(alive_only(self, self._on_error))
         self.worker, self._run, self._cancel_reason = worker, run, ""
         self._set_busy(True)
-        self.status_label.setText(f"Propagating object {run.value}…")
+        self._say(f"Propagating object {run.value}…")
         worker.start()
 
     def _on_progress(self, report) -> None:
@@ -228,7 +277,7 @@ class PropagationPanel(QWidget):
             notify.warning(f"The Labels layer {layer.name!r} is gone: nothing was written.")
             return
         if tuple(layer.data.shape) != run.shape:
-            self.status_label.setText("The Labels layer changed shape; nothing was written.")
+            self._say("The Labels layer changed shape; nothing was written.")
             notify.warning(f"The data of {layer.name!r} was replaced by an array of shape "
                            f"{tuple(layer.data.shape)} during the propagation (it was "
                            f"{run.shape}): nothing was written. Propagate again.")
@@ -238,18 +287,25 @@ class PropagationPanel(QWidget):
             if values.size:
                 layer.data_setitem(coords, values)
         n = len(result.indices) - 1
-        self.status_label.setText(f"Object {value}: {n} more slice(s).\n{result.summary()}")
+        axis = axis_labels(self.host.source)[run.axis] if self.host.source else f"axis {run.axis}"
+        lines = stop_lines(result, run.rules, run.steps, axis)
+        self._say("\n".join([f"Object {value}: {n} more slice(s).", *lines]))
         notify.info(f"Propagated object {value} to {n} more slice(s) of {layer.name!r}.")
 
     def _on_error(self, exc: Exception) -> None:
         self._finish()
         if isinstance(exc, Cancelled):
             reason = f"{self._cancel_reason}: p" if self._cancel_reason else "P"
-            self.status_label.setText("Cancelled; nothing was written.")
+            self._say("Cancelled; nothing was written.")
             notify.info(f"{reason}ropagation cancelled; nothing was written.")
             return
-        self.status_label.setText("The propagation failed; nothing was written.")
+        self._say("The propagation failed; nothing was written.")
         notify.error(f"The propagation failed: {exc}")
+
+    def _say(self, text: str) -> None:
+        """The outcome line (hidden while empty: it takes no room in the dock)."""
+        self.status_label.setText(text)
+        self.status_label.setVisible(bool(text))
 
     def _finish(self) -> None:
         self.worker, self._run = None, None
@@ -261,14 +317,17 @@ class PropagationPanel(QWidget):
             return
         if self._watched is not None:
             self._watched.events.paint.disconnect(self._on_paint)
+            self._watched.events.data.disconnect(self.refresh)
         self._watched = layer
         layer.events.paint.connect(self._on_paint)
+        layer.events.data.connect(self.refresh)
 
     def _on_paint(self, event) -> None:
         for atom in event.value:
             new = atom[-1] if isinstance(atom, tuple) else getattr(atom, "new_value", 0)
             if np.size(new) and np.max(new) > 0:
                 self.last_written_id = int(np.max(new))
+        self.refresh()
 
     def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         self.sync()

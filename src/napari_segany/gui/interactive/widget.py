@@ -281,9 +281,13 @@ class SegAnyWidget(ShutsDownWhenClosed, QWidget):
         images.connect_viewer()
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
         self.viewer.dims.events.current_step.connect(self.prompt_preview.on_step)
+        self.viewer.dims.events.current_step.connect(self.propagation.refresh)
+        model.loaded.connect(self.propagation.refresh)
 
     def _model_loaded(self, predictor) -> None:
         self.activity.model_done()
+        for session in self.images.sessions:
+            session.status = ""  # each image's line now starts from the new model
         self._offer_refinement(predictor.spec)
         self.embeddings.set_predictor(predictor)
         self.prompt_preview.model_changed()
@@ -299,11 +303,13 @@ class SegAnyWidget(ShutsDownWhenClosed, QWidget):
                                          "the points and boxes only.")
 
     def _ready_text(self) -> str:
-        predictor = self.model.predictor
+        predictor, session = self.model.predictor, self.image_session
+        image = f" of {session.layer.name!r}" if session is not None else ""
         if predictor is None:
-            return "Load a model, then click on an object."
-        return (f"{predictor.spec.name} ready on {predictor.device}: click on an object "
-                "(Points layer), or draw a box (Shapes layer).")
+            return f"Load a model, then click on an object{image}."
+        layers = (f" ({session.prompts.points.name!r} layer), or draw a box "
+                  f"({session.prompts.boxes.name!r})" if session is not None else "")
+        return f"{predictor.spec.name} ready on {predictor.device}: click on an object{image}{layers}."
 
     def _switched(self, old, new) -> None:
         self.prompt_preview.switched(old, new)
@@ -366,6 +372,7 @@ class SegAnyWidget(ShutsDownWhenClosed, QWidget):
         self.embeddings.cancel_prefetch()
         self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
         self.viewer.dims.events.current_step.disconnect(self.prompt_preview.on_step)
+        self.viewer.dims.events.current_step.disconnect(self.propagation.refresh)
         prompt_layers = [layer for session in self.images.sessions
                          for layer in (session.prompts.points, session.prompts.boxes)]
         self.images.close()

@@ -1,12 +1,14 @@
 """A section of a dock that folds away: an arrow button with a title, and its content.
 
 Rarely used settings live in collapsed sections, so that a dock fits a 1366 x 768 screen
-(a hidden section takes no height: Qt leaves hidden widgets out of the layout).
+(a hidden section takes no height: Qt leaves hidden widgets out of the layout); the dock's
+controls sit in a scroll area (:func:`scrolling_body`) as the last resort, for a screen
+smaller still or every section unfolded.
 """
 from __future__ import annotations
 
-from qtpy.QtCore import Qt, Signal
-from qtpy.QtWidgets import QSizePolicy, QToolButton, QVBoxLayout, QWidget
+from qtpy.QtCore import QSize, Qt, Signal
+from qtpy.QtWidgets import QFrame, QScrollArea, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 
 class Collapsible(QWidget):
@@ -44,3 +46,31 @@ class Collapsible(QWidget):
         self.button.setArrowType(Qt.ArrowType.DownArrow if expanded else Qt.ArrowType.RightArrow)
         self.content.setVisible(expanded)
         self.toggled.emit(expanded)
+
+
+class _Body(QScrollArea):
+    """The scroll area around a dock's controls: it asks for the room its content wants
+    (QScrollArea's own hint is capped at 24 lines), and scrolls only when the screen is
+    smaller than that, e.g. with every section unfolded on a laptop."""
+
+    def sizeHint(self):  # noqa: N802 (Qt's name)
+        hint = self.widget().sizeHint()
+        return QSize(hint.width() + self.verticalScrollBar().sizeHint().width(), hint.height())
+
+
+def scrolling_body(dock_widget: QWidget) -> QVBoxLayout:
+    """Give ``dock_widget`` a scroll area holding a content widget; returns the content's
+    layout, where the dock's controls go (``dock_widget.body`` is the content widget)."""
+    outer = QVBoxLayout(dock_widget)
+    outer.setContentsMargins(0, 0, 0, 0)
+    area = _Body()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    dock_widget.body = QWidget()
+    area.setWidget(dock_widget.body)
+    outer.addWidget(area)
+    layout = QVBoxLayout(dock_widget.body)
+    layout.setContentsMargins(4, 4, 4, 4)
+    layout.setSpacing(4)
+    return layout

@@ -9,8 +9,10 @@ def cell_2d():
 
 
 def nuclei_zstack():
-    return [(samples.nuclei_zstack(), {"name": "nuclei z-stack (ZYX)", "scale": (2.0, 1.0, 1.0)}, "image")]
+    return [(samples.nuclei_zstack(), {"name": "nuclei z-stack (ZYX)", "scale": (2.0, 1.0, 1.0),
+                                        "axis_labels": ("z", "y", "x")}, "image")]
 
 
 def cell_timeseries():
-    return [(samples.cell_timeseries(), {"name": "cell time series (TYX)"}, "image")]
+    return [(samples.cell_timeseries(), {"name": "cell time series (TYX)",
+                                          "axis_labels": ("t", "y", "x")}, "image")]
