@@ -8,6 +8,7 @@ from qtpy.QtWidgets import (
 
 from ..shared.collapsible import Collapsible, scrolling_body
 from ..shared.image_controls import image_controls
+from ..shared.progress_text import ProgressText
 from .model import DetectorRow, EverythingModelPanel
 from .params import METHOD_TITLES, FilterPanel, MethodParams
 from .tiling import TilingPanel
@@ -31,6 +32,7 @@ def build_controls(w) -> None:
     w.cancel_button = QPushButton("Cancel")
     w.progress = QProgressBar()
     w.progress.setRange(0, 1000)
+    w.progress_text = ProgressText()
     w.filters = FilterPanel()
     w.count_label = QLabel("No result yet.")
     w.target_combo = QComboBox()
@@ -92,10 +94,11 @@ def set_busy(w, busy: bool) -> None:
     w.cancel_button.setEnabled(busy)
     w.progress.setVisible(busy)
     w.progress.setValue(0)
+    w.progress_text.restart()
     w.commit_button.setEnabled(not busy)
 
 
 def show_progress(w, report) -> None:
-    """Move the progress bar to a Progress report (its message in the bar)."""
+    """Move the progress bar to a Progress report (its message and the time left in the bar)."""
     w.progress.setValue(int(round(1000 * report.fraction)))
-    w.progress.setFormat(f"{report.message} %p%" if report.message else "%p%")
+    w.progress.setFormat(w.progress_text.format(report))

@@ -2,9 +2,9 @@
 
 The job is a generator (see ``engine.progress``): it yields Progress for the bar and returns
 an :class:`Outcome` only when every requested slice is done.  Cancelling (``RunningJob.cancel``)
-stops it at the next report (between two decoder batches, or within one encoder block): the
-job closes its own generators there, in the worker thread (so the decoder's helper threads
-are joined before the worker ends), and raises :class:`Cancelled` instead of returning:
+sets the event the engine job checks between two steps of a decoder batch (and between
+encoder blocks): it raises :class:`Cancelled` within a fraction of a second, after closing
+its decoder pool in the worker thread (its helper threads joined before the worker ends);
 nothing reaches the layers.
 
 Slices are read inside the worker, one at a time (a stack is never copied whole), from the
@@ -73,7 +73,7 @@ class Outcome:
 def everything_job(request: Request, cancel: threading.Event):
     """Generator run by the worker; see the module docstring."""
     try:
-        return (yield from stop_on_cancel(_segment(request), cancel))
+        return (yield from stop_on_cancel(_segment(request, cancel), cancel))
     except RuntimeError as exc:  # torch's errors are RuntimeErrors, which superqt would swallow
         raise WorkerFailure(f"Everything mode failed: {exc}") from exc
 
@@ -95,7 +95,7 @@ def stop_on_cancel(job, cancel: threading.Event):
         yield report
 
 
-def _segment(request: Request):
+def _segment(request: Request, cancel: threading.Event | None = None):
     if request.model is None:  # kept on the request: a later failure keeps the load
         model = yield from _load(request.model_choice, "model", "Checkpoint")
         check_network(request.method, model)
@@ -109,7 +109,7 @@ def _segment(request: Request):
     planes = (_plane(request, index) for index in request.indices)
     results = yield from iter_segment_stack(
         planes, len(request.indices), model, request.method, detector, tiling=request.tiling,
-        cache=request.cache, unit="slice", **request.params)
+        cache=request.cache, unit="slice", cancel=cancel, **request.params)
     outcome = Outcome(dict(zip(request.indices, results)), model, detector)
     grid = request.tiling.plan(request.source.spatial_shape[-2:], model_input_size(model))
     if grid is not None:  # every slice of a layer has the same shape

@@ -19,6 +19,7 @@ from ...engine.errors import Cancelled, SegAnyError
 from ...engine.propagation import StopRules
 from ..shared import notify
 from ..shared.collapsible import Collapsible
+from ..shared.progress_text import ProgressText
 from ..shared.workers import alive_only, process_events_until
 from . import propagation_run as runs
 from .propagation_axes import axis_labels, index_of, world
@@ -40,6 +41,7 @@ class PropagationPanel(QWidget):
         self._source = None  # the image the axis/range controls were built for
         self._watched = None  # the Labels layer whose writes tell the last object id
         self.last_written_id = 0
+        self._progress_text = ProgressText()
         self._build_ui()
 
     # ============================ public API ==============================================
@@ -261,13 +263,14 @@ class PropagationPanel(QWidget):
         worker.returned.connect(alive_only(self, lambda result: self._on_done(result, run)))
         worker.errored.connect(alive_only(self, self._on_error))
         self.worker, self._run, self._cancel_reason = worker, run, ""
+        self._progress_text.restart()
         self._set_busy(True)
         self._say(f"Propagating object {run.value}…")
         worker.start()
 
     def _on_progress(self, report) -> None:
         self.progress.setValue(int(round(100 * report.fraction)))
-        self.progress.setFormat(f"{report.message} %p%")
+        self.progress.setFormat(self._progress_text.format(report))
 
     def _on_done(self, result, run: runs.PropagationRun) -> None:
         self._finish()
