@@ -89,7 +89,7 @@ def bench_click(viewer, widget, clicks: int, in_worker: bool) -> dict:
         t0 = time.perf_counter()
         points.add(rc)  # what a click in add mode does
         t_add = time.perf_counter()
-        widget._decode_now()  # the debounce timer's slot, called at once
+        widget.prompt_preview.decode_now()  # the debounce timer's slot, called at once
         while widget.decoder.busy:  # the worker's result, back on the GUI thread
             QApplication.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents)
         t1 = time.perf_counter()
@@ -173,7 +173,7 @@ def main() -> None:
     viewer.add_image(cell_like_image(1024), name="image 1024")
     _, widget = viewer.window.add_plugin_dock_widget("napari-segany", "Segment Anything")
     t0 = time.perf_counter()
-    widget._model_loaded(random_mobile_sam())  # what the model-loading worker hands back
+    widget.install_model(random_mobile_sam())  # what the model-loading worker hands back
     load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     widget.compute_embedding()

@@ -148,15 +148,15 @@ def gui_phase(image, store_dir: Path, results: dict) -> None:
         viewer.add_image(image, name="8k", rgb=True)
         _, widget = viewer.window.add_plugin_dock_widget("napari-segany", "Segment Anything")
         widget.store_panel.set_folder(store_dir)
-        widget._model_loaded(random_mobile_sam())
+        widget.install_model(random_mobile_sam())
     with Step(results, "click (tiled session, 1 tile from the store)"):
         widget.segment(points=[[4000, 4100]])
-    assert widget.store_panel.tiled is not None, "the slice was not tiled"
+    assert widget.image_session.tiled is not None, "the slice was not tiled"
     with Step(results, "box across 4 tiles"):
         widget.segment(boxes=[[3600, 3700, 4400, 4500]])
     with Step(results, "commit"):
         widget.commit()
-    results["tiles_computed_in_gui"] = widget.store_panel.tiled.encodes
+    results["tiles_computed_in_gui"] = widget.image_session.tiled.predictor.encodes
     everything_widget_step(viewer, results)
     viewer.close()
 

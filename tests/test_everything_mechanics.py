@@ -255,6 +255,31 @@ def test_progress_reaches_its_total(tiny, image):
     assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(reports) >= 5
 
 
+def test_progress_counts_decoder_batches(tiny, image):
+    """Issue 14 item 6: the bar moves during decoding and says "k/N batches done"."""
+    reports = []
+    nsa.segment_everything(image, tiny, "grid", points_per_side=8, points_per_batch=16,
+                           callback=reports.append, **NO_RUN_FILTERS)
+    decoding = [r for r in reports if r.message.startswith("decoding:")]
+    assert [r.message for r in decoding[-4:]] == [f"decoding: {k}/4 batches done" for k in range(1, 5)]
+    assert len({r.fraction for r in decoding}) == 5  # 0/4 .. 4/4: a step per batch
+
+
+def test_cancel_event_stops_inside_a_batch(tiny, image):
+    """A cancel event set before the only decoder batch (64 prompts) stops it after a step of 8."""
+    import threading
+
+    cancel, reports = threading.Event(), []
+    job = iter_segment_everything(image, tiny, "grid", cancel=cancel, points_per_side=8,
+                                  points_per_batch=64, **NO_RUN_FILTERS)
+    with pytest.raises(Cancelled):
+        for report in job:
+            reports.append(report.message)
+            if report.message == "decoding: 0/1 batches done":
+                cancel.set()
+    assert reports[-1] == "decoding: 0/1 batches done"  # no batch finished
+
+
 # ----------------------------------------------------------------------------- filters
 
 

@@ -54,19 +54,22 @@ def test_models(monkeypatch, tmp_path):
         monkeypatch.setitem(registry.REGISTRY, spec.name, spec)
 
 
+def collect_notifications(monkeypatch) -> list:
+    """Every notification of the docks (they all go through gui.shared.notify), as
+    (level, message)."""
+    from napari_segany.gui.shared import notify
+
+    shown = []
+    for level in ("info", "warning", "error"):
+        monkeypatch.setattr(notify, f"show_{level}",
+                            lambda msg, lv=level: shown.append((lv, str(msg))))
+    return shown
+
+
 @pytest.fixture
 def notes(monkeypatch):
     """The notifications the widget shows, as (level, message)."""
-    from napari_segany.gui import segany_layers, segany_model, segany_preview, segany_widget
-
-    shown = []
-    for module in (segany_widget, segany_layers, segany_model, segany_preview):
-        for level in ("info", "warning", "error"):
-            name = f"show_{level}"
-            if hasattr(module, name):
-                monkeypatch.setattr(module, name,
-                                    lambda msg, lv=level: shown.append((lv, str(msg))))
-    return shown
+    return collect_notifications(monkeypatch)
 
 
 @pytest.fixture
@@ -96,13 +99,7 @@ def small_image():
 @pytest.fixture
 def shown(monkeypatch):
     """The notifications the everything-mode widget shows, as (level, message)."""
-    from napari_segany.gui import everything_widget
-
-    notes = []
-    for level in ("info", "error"):
-        monkeypatch.setattr(everything_widget, f"show_{level}",
-                            lambda msg, lv=level: notes.append((lv, str(msg))))
-    return notes
+    return collect_notifications(monkeypatch)
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import pytest
 
 from napari_segany.engine.everything.masks import CompactMask
 from napari_segany.engine.everything.result import EverythingResult, Record
-from napari_segany.gui.everything_layers import RESULT_NAME, show_slice
-from napari_segany.gui.labels_io import LABELS_NAME
+from napari_segany.gui.everything.layers import RESULT_NAME, show_slice
+from napari_segany.gui.shared.labels_io import LABELS_NAME
 
 pytestmark = pytest.mark.gui
 

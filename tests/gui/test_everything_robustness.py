@@ -27,9 +27,9 @@ from _everything import (  # noqa: E402
 )
 
 from napari_segany.engine.everything import grid  # noqa: E402
-from napari_segany.gui import everything_widget  # noqa: E402
-from napari_segany.gui.everything_layers import RESULT_NAME, is_result_layer  # noqa: E402
-from napari_segany.gui.labels_io import LABELS_NAME  # noqa: E402
+from napari_segany.gui.everything import widget as everything_widget  # noqa: E402
+from napari_segany.gui.everything.layers import RESULT_NAME, is_result_layer  # noqa: E402
+from napari_segany.gui.shared.labels_io import LABELS_NAME  # noqa: E402
 from napari_segany.models import registry  # noqa: E402
 
 pytestmark = pytest.mark.gui

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _large_images import big_cells  # noqa: E402
 
 from napari_segany.engine.tiling import predictor as tiled_predictor  # noqa: E402
-from napari_segany.gui.everything_layers import RESULT_NAME  # noqa: E402
-from napari_segany.gui.labels_io import LABELS_NAME  # noqa: E402
+from napari_segany.gui.everything.layers import RESULT_NAME  # noqa: E402
+from napari_segany.gui.shared.labels_io import LABELS_NAME  # noqa: E402
 
 pytestmark = pytest.mark.gui
 

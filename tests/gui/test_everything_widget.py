@@ -15,9 +15,9 @@ from _everything import (  # noqa: E402
     DETECTOR_FILE, FASTSAM_FILE, NO_FILTERS, RANDOM_WEIGHTS, cells_image, visible_fastsam,
 )
 
-from napari_segany.gui.everything_jobs import ModelChoice  # noqa: E402
-from napari_segany.gui.everything_layers import RESULT_NAME  # noqa: E402
-from napari_segany.gui.labels_io import LABELS_NAME  # noqa: E402
+from napari_segany.gui.everything.jobs import ModelChoice  # noqa: E402
+from napari_segany.gui.everything.layers import RESULT_NAME  # noqa: E402
+from napari_segany.gui.shared.labels_io import LABELS_NAME  # noqa: E402
 
 pytestmark = pytest.mark.gui
 needs_files = pytest.mark.skipif(not DETECTOR_FILE.exists(), reason="../shared/parity is absent")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from qtpy.QtCore import Qt
 
-from napari_segany.gui.labels_io import LABELS_NAME
+from napari_segany.gui.shared.labels_io import LABELS_NAME
 
 pytestmark = pytest.mark.gui
 
@@ -41,14 +41,9 @@ def lenient(panel):
 
 
 @pytest.fixture
-def panel_notes(monkeypatch):
-    from napari_segany.gui import propagation_panel
-
-    shown = []
-    for level in ("info", "warning", "error"):
-        monkeypatch.setattr(propagation_panel, f"show_{level}",
-                            lambda msg, lv=level: shown.append((lv, str(msg))))
-    return shown
+def panel_notes(notes):
+    """Every notification of the widget and its panels, as (level, message)."""
+    return notes
 
 
 def test_propagate_through_the_zstack_in_world_range_and_undo_in_one_step(
@@ -120,7 +115,7 @@ def test_4d_axis_choice_preserves_other_objects(open_widget, fake_checkpoint, pa
     assert object_id == 10
     panel = panel_of(widget)
     panel.sync()
-    assert [panel.axis_combo.itemText(i) for i in range(2)] == ["axis 0", "axis 1"]
+    assert [panel.axis_combo.itemText(i) for i in range(2)] == ["t", "z"]  # unnamed: T, Z, Y, X
     assert panel.axis_combo.currentIndex() == 1  # z of T, Z, Y, X by default
     panel.axis_combo.setCurrentIndex(0)  # walk through time at z = 2
     panel.score_spin.setValue(0.0)
@@ -163,8 +158,10 @@ def test_shift_s_propagates_the_last_committed_object(open_widget, fake_checkpoi
 def test_scale_units_and_world_range_conversions():
     from napari.layers import Image
 
-    from napari_segany.gui.image_slice import ImageSource
-    from napari_segany.gui.propagation_panel import _index, _steps, _world
+    from napari_segany.gui.shared.image_slice import ImageSource
+    from napari_segany.gui.interactive.propagation_axes import index_of as _index
+    from napari_segany.gui.interactive.propagation_axes import steps as _steps
+    from napari_segany.gui.interactive.propagation_axes import world as _world
 
     movie = ImageSource(Image(np.zeros((4, 5, 8, 8)), scale=(5, 2, 0.5, 0.5), translate=(0, 10, 0, 0),
                               units=("s", "um", "um", "um"), axis_labels=("t", "z", "y", "x")))

@@ -19,8 +19,8 @@ import torch
 from qtpy.QtCore import QThreadPool
 
 from napari_segany.engine.embeddings.encoding import encoder_steps
-from napari_segany.gui.labels_io import LABELS_NAME, PREVIEW_NAME
-from napari_segany.gui.prompt_layers import BOXES_NAME, POINTS_NAME
+from napari_segany.gui.shared.labels_io import LABELS_NAME, PREVIEW_NAME
+from napari_segany.gui.interactive.prompt_layers import BOXES_NAME, POINTS_NAME
 
 pytestmark = pytest.mark.gui
 
@@ -29,19 +29,9 @@ OWN_THREADS = ("segany-encode", "segany-prefetch")
 
 # ------------------------------------------------------------------------------ helpers
 @pytest.fixture
-def said(monkeypatch):
+def said(notes):
     """Every notification of the widget and its panels, as (level, message)."""
-    from napari_segany.gui import (propagation_panel, segany_layers, segany_model,
-                                   segany_preview, segany_widget, store_panel)
-
-    shown = []
-    for module in (segany_widget, segany_layers, segany_model, segany_preview,
-                   propagation_panel, store_panel):
-        for level in ("info", "warning", "error"):
-            if hasattr(module, f"show_{level}"):
-                monkeypatch.setattr(module, f"show_{level}",
-                                    lambda msg, lv=level: shown.append((lv, str(msg))))
-    return shown
+    return notes
 
 
 @pytest.fixture

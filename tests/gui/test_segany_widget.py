@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from qtpy.QtCore import Qt
 
-from napari_segany.gui.labels_io import LABELS_NAME, PREVIEW_NAME
-from napari_segany.gui.prompt_layers import BOXES_NAME, POINTS_NAME
+from napari_segany.gui.shared.labels_io import LABELS_NAME, PREVIEW_NAME
+from napari_segany.gui.interactive.prompt_layers import BOXES_NAME, POINTS_NAME
 
 pytestmark = pytest.mark.gui
 
@@ -328,10 +328,10 @@ def test_errors_become_notifications_and_nothing_is_written(open_widget, tiny_ch
     assert widget.commit() == [] and viewer.layers[LABELS_NAME].data.max() == 0
 
     labels = viewer.add_labels(np.zeros((5, 5), np.uint8), name="not an image")
-    widget._attach_image(labels)
+    widget.images.choose(labels)
     assert notes[-1][0] == "error" and "pick an Image layer" in notes[-1][1]
     too_many = viewer.add_image(np.zeros((2, 2, 2, 2, 8, 8), np.uint8), name="6d")
-    widget._attach_image(too_many)
+    widget.images.choose(too_many)
     assert notes[-1][0] == "error" and "up to 4" in notes[-1][1]
 
 

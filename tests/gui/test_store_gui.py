@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from napari_segany.engine.tiling import TiledPredictor
-from napari_segany.gui.labels_io import LABELS_NAME
-from napari_segany.gui.store_panel import METADATA_KEY
+from napari_segany.gui.shared.labels_io import LABELS_NAME
+from napari_segany.gui.shared.stores import METADATA_KEY
 
 pytestmark = pytest.mark.gui
 
@@ -63,7 +63,7 @@ def test_a_slice_above_the_threshold_is_segmented_tile_by_tile(open_widget, fake
     panel.threshold_spin.setValue(256)  # the stand-in model's input is 64 px
     load(widget, fake_checkpoint, "fake_sam")
     masks = widget.segment(points=[[150, 200]])
-    assert isinstance(widget.session.predictor, TiledPredictor) and panel.tiled.encodes == 1
+    assert isinstance(widget.session.predictor, TiledPredictor) and widget.image_session.tiled.predictor.encodes == 1
     assert masks[0].bbox is not None
     widget.discard()
     (mask,) = widget.segment(boxes=[[20, 30, 280, 370]])  # across many tiles: stitched
@@ -73,7 +73,8 @@ def test_a_slice_above_the_threshold_is_segmented_tile_by_tile(open_widget, fake
     labels = viewer.layers[LABELS_NAME].data
     assert ids == [1] and labels[40:260, 50:350].all() and not labels[:15].any()
     widget.compute_embedding(wait=True)  # the button: every tile of the slice
-    assert panel.tiled.encodes == len(panel.tiled.grid)
+    tiled = widget.image_session.tiled.predictor
+    assert tiled.encodes == len(tiled.grid)
     assert all(key.tiling is not None for key in widget.cache._entries)  # never the whole slice
     panel.threshold_spin.setValue(1000)  # now below the threshold: the plain session again
     widget.segment(points=[[150, 200]])

@@ -1,1 +1,2 @@
-"""The napari layer: widgets, workers, layer helpers and sample data (the only Qt/napari code)."""
+"""The napari front end: the Segment Anything dock (``interactive/``), the Segment Everything
+dock (``everything/``) and what both use (``shared/``); ``demo`` opens napari with a sample."""

@@ -47,7 +47,10 @@ def segment_everything(image, model, method: str = "grid", detector=None, contra
 
 
 def iter_segment_everything(image, model, method: str = "grid", detector=None,
-                            contrast_limits=None, embedding=None, **params) -> Job[EverythingResult]:
+                            contrast_limits=None, embedding=None, *, cancel=None,
+                            **params) -> Job[EverythingResult]:
+    """The generator form of :func:`segment_everything`; ``cancel`` (an Event) stops it
+    between two steps of a decoder batch (raises Cancelled; nothing is returned)."""
     from ..images import to_uint8_rgb
 
     check_method(method)
@@ -63,34 +66,36 @@ def iter_segment_everything(image, model, method: str = "grid", detector=None,
     check_network(method, model)
     predictor = Predictor(model)
     if method == "grid":
-        data, n_prompts = yield from _grid(predictor, rgb, embedding, params)
+        data, n_prompts = yield from _grid(predictor, rgb, embedding, params, cancel)
     else:
-        data, n_prompts = yield from _object_aware(predictor, rgb, detector, embedding, params)
+        data, n_prompts = yield from _object_aware(predictor, rgb, detector, embedding, params,
+                                                   cancel)
     records = records_from_candidates(data, method)
     yield Progress(1, 1, f"{len(records)} objects")
     return EverythingResult(records, rgb.shape[:2], method, n_prompts)
 
 
-def _grid(predictor, rgb, embedding, params):
+def _grid(predictor, rgb, embedding, params, cancel=None):
     from .grid import GridParams, iter_grid
     from .small_regions import postprocess_small_regions
 
     p = GridParams.from_kwargs(**params)
-    data, n_prompts = yield from iter_grid(predictor, rgb, p, embedding)
+    data, n_prompts = yield from iter_grid(predictor, rgb, p, embedding, cancel)
     if p.min_mask_region_area > 0 and len(data):
         data = postprocess_small_regions(data, p.min_mask_region_area,
                                          max(p.box_nms_thresh, p.crop_nms_thresh))
     return data, n_prompts
 
 
-def _object_aware(predictor, rgb, detector, embedding, params):
+def _object_aware(predictor, rgb, detector, embedding, params, cancel=None):
     from .object_aware import ObjectAwareParams, iter_object_aware
 
     if detector is None:
         raise ValueError("method='object_aware' needs detector= (the MobileSAMv2 ObjectAwareModel.pt "
                          "path, or a model from load_model('mobilesamv2_objectaware', checkpoint=...)).")
     p = ObjectAwareParams.from_kwargs(**params)
-    return (yield from iter_object_aware(predictor, rgb, as_detector(detector), p, embedding))
+    return (yield from iter_object_aware(predictor, rgb, as_detector(detector), p, embedding,
+                                         cancel))
 
 
 def as_model(model):

@@ -25,8 +25,12 @@ from ..interactive import Predictor
 from ..progress import Job, Progress
 from .candidates import Candidates
 from .methods import checked_params
-from .parallel import decode_workers, ordered_map
+from .parallel import check_cancel, decode_workers, ordered_map
 from .upsample import candidates_from_lowres
+
+#: Prompts decoded at once inside a batch: a cancel takes effect between two such steps
+#: (results are bit-identical to one call for the whole batch: each prompt is decoded alone).
+DECODE_STEP = 8
 
 
 @dataclass
@@ -87,11 +91,13 @@ def generate_crop_boxes(im_size: tuple[int, int], n_layers: int, overlap_ratio: 
 
 
 def iter_grid(predictor: Predictor, rgb: np.ndarray, params: GridParams,
-              embedding: Embedding | torch.Tensor | None = None
+              embedding: Embedding | torch.Tensor | None = None, cancel=None
               ) -> Job[tuple[Candidates, int]]:
     """Generator: yields Progress, returns (kept Candidates in image coordinates, prompts decoded).
 
     ``embedding`` of the whole image may be given (e.g. from the cache) to skip its encoder run.
+    ``cancel`` (an Event) stops the run between two steps of a batch (raises Cancelled).
+    Progress counts the decoder batches of all crops: "decoding: 3/16 batches done".
     """
     crop_boxes, layer_idxs = generate_crop_boxes(rgb.shape[:2], params.crop_n_layers,
                                                  params.crop_overlap_ratio)
@@ -99,6 +105,7 @@ def iter_grid(predictor: Predictor, rgb: np.ndarray, params: GridParams,
              for i in range(params.crop_n_layers + 1)]
     n_batches = [math.ceil(len(grids[layer]) / params.points_per_batch) for layer in layer_idxs]
     total, done, parts = sum(n_batches) + len(crop_boxes), 0, []
+    n_total, decoded = sum(n_batches), 0
     for crop_box, layer in zip(crop_boxes, layer_idxs):
         yield Progress(done, total, f"encoding crop {len(parts) + 1}/{len(crop_boxes)}")
         x0, y0, x1, y1 = crop_box
@@ -108,15 +115,16 @@ def iter_grid(predictor: Predictor, rgb: np.ndarray, params: GridParams,
         else:
             predictor.set_embedding(predictor.encode(crop))
         done += 1
+        yield Progress(done, total, f"decoding: {decoded}/{n_total} batches done")
         points = grids[layer] * np.array(crop.shape[:2])[None, ::-1]
         batches = []
-        decode = _batch_decoder(predictor, points, crop_box, rgb.shape[:2], params)
+        decode = _batch_decoder(predictor, points, crop_box, rgb.shape[:2], params, cancel)
         starts = range(0, len(points), params.points_per_batch)
         # the loop takes every batch of this crop before the next crop changes the embedding
-        for part in ordered_map(decode, starts, decode_workers(params.decode_workers)):
+        for part in ordered_map(decode, starts, decode_workers(params.decode_workers), cancel):
             batches.append(part)
-            done += 1
-            yield Progress(done, total, f"decoding {done}/{total}")
+            done, decoded = done + 1, decoded + 1
+            yield Progress(done, total, f"decoding: {decoded}/{n_total} batches done")
         parts.append(_nms_within_crop(Candidates.concat(batches), params))
     data = Candidates.concat(parts)
     if len(crop_boxes) > 1:  # prefer masks from smaller crops where crops overlap
@@ -132,20 +140,21 @@ def _nms_within_crop(data: Candidates, params: GridParams) -> Candidates:
     return data.filter(keep)
 
 
-def _batch_decoder(predictor: Predictor, points: np.ndarray, crop_box, orig_size, params: GridParams):
+def _batch_decoder(predictor: Predictor, points: np.ndarray, crop_box, orig_size,
+                   params: GridParams, cancel=None):
     """start -> Candidates of the batch of ``points`` beginning at ``start``."""
     step = params.points_per_batch
     return lambda start: _process_batch(predictor, points[start:start + step], crop_box,
-                                        orig_size, params)
+                                        orig_size, params, cancel=cancel)
 
 
 def _process_batch(predictor: Predictor, points: np.ndarray, crop_box, orig_size,
-                   params: GridParams) -> Candidates:
+                   params: GridParams, cancel=None) -> Candidates:
     crop_size = predictor.original_size
     coords = torch.as_tensor(predictor.transform.apply_coords(points, crop_size))  # float64, as SAM
     labels = torch.ones(len(points), 1, dtype=torch.int64)
-    with torch.inference_mode():
-        low_res, iou = predictor.decode_batch(coords[:, None, :], labels, multimask_output=True)
+    low_res, iou = decode_in_steps(predictor, cancel, point_coords=coords[:, None, :],
+                                   point_labels=labels, multimask_output=True)
     n_masks = low_res.shape[1]
     low_res, iou = low_res.flatten(0, 1), iou.flatten(0, 1)
     point_rows = np.repeat(points, n_masks, axis=0)
@@ -154,4 +163,17 @@ def _process_batch(predictor: Predictor, points: np.ndarray, crop_box, orig_size
         low_res, iou, point_rows = low_res[keep], iou[keep], point_rows[keep.numpy()]
     return candidates_from_lowres(predictor, low_res, iou, crop_box, orig_size,
                                   params.stability_score_thresh, params.stability_score_offset,
-                                  points=point_rows, chunk=params.upsample_chunk)
+                                  points=point_rows, chunk=params.upsample_chunk, cancel=cancel)
+
+
+def decode_in_steps(predictor: Predictor, cancel, multimask_output: bool, **prompts):
+    """``predictor.decode_batch`` over a batch of prompts, :data:`DECODE_STEP` at a time,
+    with ``cancel`` checked between steps; (low-res logits, IoU) of the whole batch."""
+    n = len(next(v for v in prompts.values() if v is not None))
+    parts = []
+    with torch.inference_mode():
+        for start in range(0, n, DECODE_STEP):
+            check_cancel(cancel)
+            step = {k: None if v is None else v[start:start + DECODE_STEP] for k, v in prompts.items()}
+            parts.append(predictor.decode_batch(**step, multimask_output=multimask_output))
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])

@@ -25,6 +25,7 @@ from ..interactive import Predictor
 from ..progress import Job, Progress
 from .candidates import Candidates
 from .methods import checked_params
+from .grid import decode_in_steps
 from .parallel import decode_workers, ordered_map
 from .upsample import candidates_from_lowres
 
@@ -48,9 +49,10 @@ class ObjectAwareParams(DetectionParams):
 
 
 def iter_object_aware(predictor: Predictor, rgb: np.ndarray, detector, params: ObjectAwareParams,
-                      embedding: Embedding | torch.Tensor | None = None
+                      embedding: Embedding | torch.Tensor | None = None, cancel=None
                       ) -> Job[tuple[Candidates, int]]:
-    """Generator: yields Progress, returns (Candidates in detector order, boxes decoded)."""
+    """Generator: yields Progress, returns (Candidates in detector order, boxes decoded).
+    ``cancel`` (an Event) stops the run between two steps of a batch (raises Cancelled)."""
     from ..detection import detect_objects
     from .methods import check_detector
 
@@ -66,22 +68,24 @@ def iter_object_aware(predictor: Predictor, rgb: np.ndarray, detector, params: O
     predictor.set_embedding(features, rgb.shape[:2])
     step = params.points_per_batch
     parts = []
-    work = ordered_map(lambda start: _decode_boxes(predictor, boxes[start:start + step], params),
-                       range(0, len(boxes), step), decode_workers(params.decode_workers))
+    work = ordered_map(
+        lambda start: _decode_boxes(predictor, boxes[start:start + step], params, cancel),
+        range(0, len(boxes), step), decode_workers(params.decode_workers), cancel)
     for b, part in enumerate(work):
         parts.append(part)
-        yield Progress(2 + b, total, f"decoding boxes {min((b + 1) * step, len(boxes))}/{len(boxes)}")
+        yield Progress(2 + b, total, f"decoding: {b + 1}/{n_batches} batches done "
+                                     f"({min((b + 1) * step, len(boxes))}/{len(boxes)} boxes)")
     data = Candidates.concat(parts)
     if params.box_nms_thresh is not None and len(data):
         data = data.filter(nms(data.boxes, data.iou, params.box_nms_thresh))
     return data, len(boxes)
 
 
-def _decode_boxes(predictor: Predictor, boxes: np.ndarray, params: ObjectAwareParams) -> Candidates:
+def _decode_boxes(predictor: Predictor, boxes: np.ndarray, params: ObjectAwareParams,
+                  cancel=None) -> Candidates:
     boxes_model = torch.as_tensor(predictor.transform.apply_boxes(boxes, predictor.original_size))
     multimask = predictor.spec.single_mask_from_multimask
-    with torch.inference_mode():
-        low_res, iou = predictor.decode_batch(boxes=boxes_model, multimask_output=multimask)
+    low_res, iou = decode_in_steps(predictor, cancel, multimask, boxes=boxes_model)
     best = iou.argmax(dim=1)  # 0 when there is one candidate per prompt
     rows = torch.arange(len(iou))
     low_res, iou = low_res[rows, best], iou[rows, best]
@@ -91,4 +95,4 @@ def _decode_boxes(predictor: Predictor, boxes: np.ndarray, params: ObjectAwarePa
     h, w = predictor.original_size
     return candidates_from_lowres(predictor, low_res, iou, (0, 0, w, h), (h, w),
                                   params.stability_score_thresh, params.stability_score_offset,
-                                  prompt_boxes=boxes, chunk=params.upsample_chunk)
+                                  prompt_boxes=boxes, chunk=params.upsample_chunk, cancel=cancel)

@@ -49,7 +49,7 @@ class Plane:
 
 def iter_segment_stack(planes: Iterable, n_planes: int, model, method: str = "grid",
                        detector=None, contrast_limits=None, *, tiling: TilingSettings | None = None,
-                       cache=None, unit: str = "plane", **params) -> Job[list]:
+                       cache=None, unit: str = "plane", cancel=None, **params) -> Job[list]:
     """Generator: yields Progress, returns one EverythingResult per plane, in order.
 
     planes: an iterable of 2D images (H, W[, C]) mapped with ``contrast_limits``, or of
@@ -59,6 +59,8 @@ def iter_segment_stack(planes: Iterable, n_planes: int, model, method: str = "gr
     cache: an EmbeddingCache for the image embeddings of whole planes and of tiles (a plane
         embedded before is not encoded again); None computes them.
     unit: what progress messages call a plane ("slice 2/5: ...").
+    cancel: an Event; once set, the job raises Cancelled within one encoder block or one
+        step of a decoder batch (a caller that merely stops iterating waits for the batch).
     """
     from . import as_detector, as_model
 
@@ -77,15 +79,15 @@ def iter_segment_stack(planes: Iterable, n_planes: int, model, method: str = "gr
         prefix = f"{unit} {k + 1}/{n_planes}: " if n_planes > 1 else ""
         try:
             grid = tiling.plan(np.shape(plane.image), size)
-            job = (_tiled_plane(plane, model, method, detector, grid, cache, params) if grid
-                   else _whole_plane(plane, model, method, detector, cache, params))
+            job = (_tiled_plane(plane, model, method, detector, grid, cache, params, cancel)
+                   if grid else _whole_plane(plane, model, method, detector, cache, params, cancel))
             results.append((yield from nested(job, k, n_planes, prefix)))
         except ImageError as exc:  # in a stack, say which plane (the rest may be fine)
             raise ImageError(f"{name}: {exc}" if name else str(exc)) from None
     return results
 
 
-def _whole_plane(plane: Plane, model, method, detector, cache, params):
+def _whole_plane(plane: Plane, model, method, detector, cache, params, cancel=None):
     from . import iter_segment_everything
 
     rgb = to_uint8_rgb(plane.image, plane.contrast_limits)
@@ -94,19 +96,21 @@ def _whole_plane(plane: Plane, model, method, detector, cache, params):
         key = plane.key(model_identity(model))
         embedding, parts = cache.get(key), 2
         if embedding is None:  # the first half of this plane's progress
-            embedding = yield from nested(iter_encode(Predictor(model), rgb), 0, 2, "encoding ")
+            embedding = yield from nested(iter_encode(Predictor(model), rgb, cancel), 0, 2,
+                                          "encoding ")
             cache.put(key, embedding)
-    job = iter_segment_everything(rgb, model, method, detector, embedding=embedding, **params)
+    job = iter_segment_everything(rgb, model, method, detector, embedding=embedding,
+                                  cancel=cancel, **params)
     return (yield from nested(job, parts - 1, parts))
 
 
-def _tiled_plane(plane: Plane, model, method, detector, grid, cache, params):
+def _tiled_plane(plane: Plane, model, method, detector, grid, cache, params, cancel=None):
     from .tiled import iter_segment_everything_tiled
 
     return (yield from iter_segment_everything_tiled(
         plane.image, model, method, detector, plane.contrast_limits, tile=grid.tile,
         halo=grid.halo, cache=cache, digest=plane.digest, normalisation=plane.normalisation,
-        **params))
+        cancel=cancel, **params))
 
 
 def segment_stack(stack: np.ndarray, model, method: str = "grid", detector=None,

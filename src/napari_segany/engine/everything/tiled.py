@@ -48,7 +48,7 @@ def iter_segment_everything_tiled(
         tile: int | None = None, halo: int | None = None, cache=None, store=None,
         merge_iou: float = DEFAULT_MERGE_IOU, edge_tolerance: int = DEFAULT_EDGE_TOLERANCE,
         tile_runner: Callable | None = None, digest: str | None = None, normalisation=None,
-        **params) -> Job[EverythingResult]:
+        cancel=None, **params) -> Job[EverythingResult]:
     """Generator: every object of a large 2D image (H, W[, C]), tile by tile; yields Progress,
     returns an :class:`EverythingResult` in image coordinates.
 
@@ -57,6 +57,7 @@ def iter_segment_everything_tiled(
     by ``digest`` / ``normalisation`` when given (see ``TiledPredictor.set_image``);
     ``params`` go to the method.
     ``tile_runner(rgb, embedding) -> Job[EverythingResult]`` replaces the method (tests).
+    ``cancel`` (an Event) stops it between two steps of a decoder batch (raises Cancelled).
     """
     from . import as_model, iter_segment_everything
 
@@ -72,7 +73,8 @@ def iter_segment_everything_tiled(
         contrast = auto_contrast(image) if contrast_limits is None else contrast_limits
     if tile_runner is None:
         def tile_runner(rgb, embedding):
-            return iter_segment_everything(rgb, model, method, detector, None, embedding, **params)
+            return iter_segment_everything(rgb, model, method, detector, None, embedding,
+                                           cancel=cancel, **params)
 
     pieces, n_prompts = [], 0
     for k, (row, col) in enumerate(grid.tiles()):

@@ -8,6 +8,7 @@ from ..detection.boxes import masks_to_boxes
 from ..interactive import Predictor
 from .candidates import Candidates
 from .masks import encode_batch, stability_score
+from .parallel import check_cancel
 
 #: Full-resolution float32 logits upsampled at once: room for 64 masks of a 1024 x 1024 image
 #: (the default chunk of 16 applies), 4 of a 4096 x 4096 one.  Results do not depend on it.
@@ -23,18 +24,20 @@ def fit_chunk(chunk: int, image_shape: tuple[int, int]) -> int:
 def candidates_from_lowres(predictor: Predictor, low_res: torch.Tensor, iou: torch.Tensor,
                            crop_box, orig_size, stability_thresh: float, stability_offset: float,
                            points: np.ndarray | None = None, prompt_boxes: np.ndarray | None = None,
-                           chunk: int = 16) -> Candidates:
+                           chunk: int = 16, cancel=None) -> Candidates:
     """Upsample (n, h, w) low-res logits of the predictor's current image (a crop of the
     original at ``crop_box`` x0, y0, x1, y1), filter by stability and crop edges, and store
     the masks compactly in original-image coordinates.
 
-    ``points`` (n, 2) / ``prompt_boxes`` (n, 4) are the prompts in original pixels.
+    ``points`` (n, 2) / ``prompt_boxes`` (n, 4) are the prompts in original pixels;
+    ``cancel`` (an Event) is checked between chunks.
     """
     n = len(low_res)
     points = np.full((n, 2), np.nan) if points is None else np.asarray(points, dtype=float)
     prompt_boxes = np.full((n, 4), np.nan) if prompt_boxes is None else np.asarray(prompt_boxes, float)
     parts = []
     for idx in torch.arange(n).split(fit_chunk(chunk, predictor.original_size)):
+        check_cancel(cancel)
         rows = idx.numpy()
         parts.append(_chunk(predictor, low_res[idx], iou[idx], points[rows], prompt_boxes[rows],
                             crop_box, orig_size, stability_thresh, stability_offset))

@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from ...models.registry import PROMPTABLE, REGISTRY, ModelSpec
 
@@ -95,6 +96,16 @@ def ultralytics_models(path) -> str:
     return f"It holds {REGISTRY[names[0]].title} weights: choose {' or '.join(names)}."
 
 
+def prepare_architectures() -> None:
+    """Build every registered architecture on the meta device now (shapes only, kept), so
+    that a later identification only compares."""
+    for specs in _architectures().values():
+        try:
+            _meta_shapes(specs[0])
+        except Exception:  # a half-written sibling family must not stop the others
+            continue
+
+
 def _fits_architecture(spec: ModelSpec, obj: Mapping) -> bool:
     try:
         theirs = _normalised(spec, obj)
@@ -119,9 +130,33 @@ def _architectures() -> dict[tuple, list[ModelSpec]]:
 def _meta_shapes(spec: ModelSpec) -> dict:
     key = (spec.builder, repr(sorted(dict(spec.builder_kwargs).items())))
     if key not in _META_SHAPES:
-        with torch.device("meta"):
-            _META_SHAPES[key] = spec.build().state_dict()  # meta tensors: shapes only
+        with _ShapesOnly():
+            state = spec.build().state_dict()
+        _META_SHAPES[key] = {k: torch.empty(v.shape, dtype=v.dtype, device="meta")
+                             for k, v in state.items()}  # shapes only, no memory kept
     return _META_SHAPES[key]
+
+
+class _ShapesOnly(TorchFunctionMode):
+    """A network built for its shapes only: in-place fills (initialisation) and random
+    tensors are skipped, so its memory is allocated but never written (the pages stay
+    untouched: a ViT-H costs no RSS) and the build takes milliseconds.  (The meta device
+    would run ``randn`` and scalar arithmetic through Python decompositions whose first use
+    imports seconds of modules.)"""
+
+    MAKERS = {torch.randn, torch.rand, torch.randn_like, torch.rand_like}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name.endswith("_") and not name.endswith("__"):  # uniform_, kaiming_normal_...
+            target = args[0] if args else kwargs.get("tensor")
+            if isinstance(target, torch.Tensor):
+                return target  # an in-place fill: the shape does not change
+        if func in self.MAKERS:
+            like = func in (torch.randn_like, torch.rand_like)
+            return torch.empty_like(args[0]) if like else torch.empty(*args, dtype=kwargs.get("dtype"))
+        return func(*args, **kwargs)
 
 
 def _normalised(spec: ModelSpec, obj: Mapping) -> dict:

@@ -121,10 +121,11 @@ def _make_size(dims=()):
 class _Reader(pickle.Unpickler):
     """Unpickler with an explicit allowlist; storages come from the zip, never from code."""
 
-    def __init__(self, file, archive: zipfile.ZipFile, prefix: str):
+    def __init__(self, file, archive: zipfile.ZipFile, prefix: str, shapes_only: bool = False):
         super().__init__(file)
         self._zip = archive
         self._prefix = prefix
+        self._shapes_only = shapes_only  # meta tensors: the bytes are checked, never read
         self._storages: dict[str, torch.Tensor] = {}
         self._globals = {
             ("builtins", "getattr"): _restricted_getattr,
@@ -175,6 +176,8 @@ class _Reader(pickle.Unpickler):
         nbytes = numel * torch.empty((), dtype=dtype).element_size()
         if info.file_size != nbytes:  # checked before reading: no zip-bomb sized allocations
             raise CheckpointError(f"Tensor data {name} has {info.file_size} bytes, expected {nbytes}.")
+        if self._shapes_only:
+            return torch.empty(numel, dtype=dtype, device="meta")
         raw = bytearray(self._zip.read(name)) if nbytes else bytearray()
         if not nbytes:
             return torch.empty(0, dtype=dtype)
@@ -210,8 +213,9 @@ def _archive_prefix(archive: zipfile.ZipFile) -> str:
     return prefix
 
 
-def unpickle_checkpoint(path: str | Path) -> Any:
-    """The checkpoint's top-level object, with stand-ins for modules and real tensors."""
+def unpickle_checkpoint(path: str | Path, shapes_only: bool = False) -> Any:
+    """The checkpoint's top-level object, with stand-ins for modules and real tensors (meta
+    tensors of the right shapes with ``shapes_only``)."""
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as archive:
@@ -220,7 +224,7 @@ def unpickle_checkpoint(path: str | Path) -> Any:
             if info.file_size > MAX_PICKLE_BYTES:
                 raise CheckpointError(f"{path}: the pickle is {info.file_size} bytes; refusing it.")
             with archive.open(info) as fh:
-                return _Reader(fh, archive, prefix).load()
+                return _Reader(fh, archive, prefix, shapes_only).load()
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
     except (zipfile.BadZipFile, EOFError, OSError, pickle.UnpicklingError) as exc:
@@ -253,7 +257,8 @@ def module_state_dict(module: StandIn, prefix: str = "", depth: int = 0) -> dict
     return out
 
 
-def read_ultralytics_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+def read_ultralytics_checkpoint(path: str | Path, shapes_only: bool = False
+                                ) -> tuple[dict[str, torch.Tensor], dict]:
     """Read an official ultralytics checkpoint without executing any of it.
 
     Returns:
@@ -263,7 +268,7 @@ def read_ultralytics_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tenso
             ``scale, depth_multiple, width_multiple, max_channels, nc, reg_max, head,
             nm, npr, has_proto, names``.
     """
-    ckpt = unpickle_checkpoint(path)
+    ckpt = unpickle_checkpoint(path, shapes_only)
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise CheckpointError(f"{path} is not an ultralytics checkpoint (no 'model' entry).")
     model = ckpt.get("ema") or ckpt["model"]  # as ultralytics' attempt_load_one_weight

@@ -1,0 +1,351 @@
+"""The "Propagate" panel: follow a committed object through z (stacks) or t (time series).
+
+The controls (axis, direction, range in world units, object, stop rules) and the run in a
+napari worker (progress bar, Cancel); what a run checks, runs and writes is in
+:mod:`.propagation_run`, the axes' names and units in :mod:`.propagation_axes`.  The host
+(the Segment Anything dock) provides ``viewer``, ``source`` (ImageSource), ``predictor``,
+``cache`` and ``writer`` (its target Labels layer).
+"""
+from __future__ import annotations
+
+import numpy as np
+from napari.qt.threading import create_worker
+from qtpy.QtWidgets import (
+    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
+    QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget,
+)
+
+from ...engine.errors import Cancelled, SegAnyError
+from ...engine.propagation import StopRules
+from ..shared import notify
+from ..shared.collapsible import Collapsible
+from ..shared.progress_text import ProgressText
+from ..shared.workers import alive_only, process_events_until
+from . import propagation_run as runs
+from .propagation_axes import axis_labels, index_of, world
+from .propagation_words import stop_lines
+
+DIRECTIONS = {"both": "Both ways", "forward": "Forward (+)", "backward": "Backward (−)"}
+
+
+class PropagationPanel(QWidget):
+    """Direction, range, stop thresholds, Propagate / Cancel, progress."""
+
+    def __init__(self, host, parent=None):
+        super().__init__(parent)
+        self.host = host
+        self.worker = None
+        self.last_result = None
+        self._run: runs.PropagationRun | None = None  # the running propagation
+        self._cancel_reason = ""  # why it was cancelled, when not by the user
+        self._source = None  # the image the axis/range controls were built for
+        self._watched = None  # the Labels layer whose writes tell the last object id
+        self.last_written_id = 0
+        self._progress_text = ProgressText()
+        self._build_ui()
+
+    # ============================ public API ==============================================
+    def propagate(self, object_id: int | None = None, wait: bool = False):
+        """Start propagating the object (id, or the panel's choice) from the shown slice.
+
+        Returns the worker, or None when nothing could start (a notification says why).
+        ``wait`` processes Qt events until the result is written.
+        """
+        if self.busy:
+            notify.info("A propagation is already running.")
+            return None
+        try:
+            self.sync()
+            run = runs.prepare(self.host, self.settings(object_id), self.last_written_id)
+        except (SegAnyError, ValueError) as exc:
+            notify.error(f"Cannot propagate: {exc}")
+            return None
+        self._start(run)
+        if wait:
+            self.wait()
+        return self.worker
+
+    def settings(self, object_id: int | None = None) -> runs.Settings:
+        first, last = self._index_range()
+        rules = StopRules(min_score=self.score_spin.value(), max_area_ratio=self.area_spin.value(),
+                          stop_on_empty=not self.past_empty_check.isChecked())
+        chosen = self.object_spin.value() if object_id is None else object_id
+        return runs.Settings(self.axis_combo.currentIndex(), self.direction_combo.currentData(),
+                             first, last, rules, chosen, not self.overwrite_check.isChecked())
+
+    def cancel(self) -> None:
+        """Stop the running propagation; nothing is written."""
+        if self._run is not None:
+            self._run.cancel.set()
+
+    def layer_removed(self, layer) -> None:
+        """The host saw ``layer`` leave the viewer: a run reading or writing it stops."""
+        run = self._run
+        if run is None or run.cancel.is_set():
+            return
+        if layer == run.image or layer == run.layer:  # == : proxies
+            kind = "image" if layer == run.image else "Labels layer"
+            self._cancel_reason = f"The {kind} {layer.name!r} was removed"
+            self.cancel()
+
+    def release(self) -> None:
+        """Stop watching the Labels layer (the host widget is closed)."""
+        if self._watched is not None:
+            self._watched.events.paint.disconnect(self._on_paint)
+            self._watched.events.data.disconnect(self.refresh)
+            self._watched = None
+
+    @property
+    def busy(self) -> bool:
+        return self.worker is not None
+
+    def wait(self, timeout: float = 600.0) -> None:
+        process_events_until(lambda: not self.busy, timeout, "The propagation", poll=0.005)
+
+    def sync(self) -> None:
+        """Rebuild the axis choices and the range for the host's current image (cheap)."""
+        writer = self.host.writer
+        if writer is not None and writer.layer is not None:
+            self._watch(writer.layer)
+        source = self.host.source
+        if source is not self._source:
+            self._source = source
+            self._rebuild_axes(source)
+            self._say("")  # the last run's outcome was another image's
+        self.refresh()
+
+    def refresh(self, *_) -> None:
+        """Say what the panel can do now; its button is enabled exactly when it can act."""
+        can_act, text = self.readiness()
+        self.ready_label.setText(text)
+        self.propagate_button.setEnabled(can_act and not self.busy)
+
+    def readiness(self) -> tuple[bool, str]:
+        """(whether Propagate can start now, what it would do or what it needs)."""
+        source = self.host.source
+        if source is None:
+            return False, "No image: pick one above."
+        try:
+            runs.check_ready(self.host)
+        except SegAnyError as exc:
+            return False, str(exc)
+        axis = self.axis_combo.currentIndex()
+        names = axis_labels(source)
+        first, last = self._index_range()
+        where = f"along {names[axis]} (slices {first}–{last})"
+        index = source.index_from_world(self.host.viewer.dims.point)
+        layer = self.host.writer.layer
+        try:
+            value = runs.object_id(layer, index, self.object_spin.value(), self.last_written_id)
+        except (SegAnyError, IndexError, ValueError):
+            return False, f"Commit an object on this slice (C), then propagate it {where}."
+        if not (np.asarray(layer.data[index]) == value).any():
+            return False, (f"Object {value} is not on this slice ({names[axis]} = {index[axis]}): "
+                           "go to a slice where it is.")
+        kept = [f"{names[i]} stays at {index[i]}" for i in range(source.n_leading) if i != axis]
+        return True, (f"Propagates object {value} from {names[axis]} = {index[axis]} {where}"
+                      + (f"; {', '.join(kept)}" if kept else "") + ".")
+
+    def _rebuild_axes(self, source) -> None:
+        self.axis_combo.blockSignals(True)
+        self.axis_combo.clear()
+        if source is not None:
+            self.axis_combo.addItems(axis_labels(source)[: source.n_leading])
+            self.axis_combo.setCurrentIndex(max(0, source.n_leading - 1))  # z of T, Z, Y, X
+        self.axis_combo.blockSignals(False)
+        self.axis_combo.setEnabled(source is not None and source.n_leading > 1)
+        self._reset_range()
+
+    # ============================ UI =======================================================
+    def _build_ui(self) -> None:
+        self.axis_combo = QComboBox()
+        self.direction_combo = QComboBox()
+        for key, text in DIRECTIONS.items():
+            self.direction_combo.addItem(text, key)
+        self.from_spin, self.to_spin = QDoubleSpinBox(), QDoubleSpinBox()
+        self.range_label = QLabel()
+        self.object_spin = QSpinBox()
+        self.object_spin.setRange(0, 2 ** 31 - 1)
+        self.object_spin.setSpecialValueText("last committed")
+        self.score_spin = _spin(0.0, 1.0, 0.05, StopRules.min_score, 2)
+        self.score_spin.setToolTip("Stop where the model's predicted IoU falls below this")
+        self.area_spin = _spin(1.0, 100.0, 0.5, StopRules.max_area_ratio, 1, suffix=" ×")
+        self.area_spin.setToolTip("Stop where the area grows or shrinks by more than this "
+                                  "per step of one XY pixel size (thick slices allow more)")
+        self.past_empty_check = QCheckBox("Walk past empty slices")
+        self.overwrite_check = QCheckBox("Overwrite other objects")
+        self.propagate_button = QPushButton("Propagate (Shift+S)")
+        self.progress = QProgressBar()
+        self.cancel_button = QPushButton("Cancel")
+        self.ready_label = QLabel()  # what Propagate would do now, or what it needs
+        self.ready_label.setWordWrap(True)
+        self.status_label = QLabel()  # the outcome of the last run on this image
+        self.status_label.setWordWrap(True)
+        self.status_label.setVisible(False)
+        self._lay_out()
+        self._set_busy(False)
+        self.axis_combo.currentIndexChanged.connect(lambda _: self._reset_range())
+        self.from_spin.valueChanged.connect(lambda _: self._show_range())
+        self.to_spin.valueChanged.connect(lambda _: self._show_range())
+        self.object_spin.valueChanged.connect(self.refresh)
+        self.propagate_button.clicked.connect(lambda: self.propagate())
+        self.cancel_button.clicked.connect(self.cancel)
+
+    def _lay_out(self) -> None:
+        settings = QWidget()
+        form = QFormLayout(settings)
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Axis", self.axis_combo)
+        form.addRow("Direction", self.direction_combo)
+        range_row = QHBoxLayout()
+        for w in (self.from_spin, QLabel("to"), self.to_spin):
+            range_row.addWidget(w)
+        form.addRow("Range", range_row)
+        form.addRow("", self.range_label)
+        form.addRow("Object", self.object_spin)
+        form.addRow("Min score", self.score_spin)
+        form.addRow("Max area change", self.area_spin)
+        form.addRow(self.past_empty_check)
+        form.addRow(self.overwrite_check)
+        self.settings_section = Collapsible("Settings (axis, range, object, stop rules)", settings)
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress)
+        progress_row.addWidget(self.cancel_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for w in (self.settings_section, self.ready_label, self.propagate_button):
+            layout.addWidget(w)
+        layout.addLayout(progress_row)
+        layout.addWidget(self.status_label)
+
+    def _reset_range(self) -> None:
+        source, axis = self.host.source, self.axis_combo.currentIndex()
+        for spin in (self.from_spin, self.to_spin):
+            spin.setEnabled(source is not None and axis >= 0)
+        if source is None or axis < 0:
+            self.range_label.setText("no z or t axis to walk along")
+            self.refresh()
+            return
+        first, last = (world(source, axis, i) for i in (0, source.spatial_shape[axis] - 1))
+        step = abs(source.spatial_scale[axis]) or 1.0
+        for spin, value in ((self.from_spin, first), (self.to_spin, last)):
+            spin.blockSignals(True)
+            spin.setDecimals(3 if step < 1 else 2)
+            spin.setRange(min(first, last), max(first, last))
+            spin.setSingleStep(step)
+            spin.setValue(value)
+            spin.blockSignals(False)
+        self._show_range()
+
+    def _show_range(self) -> None:
+        first, last = self._index_range()
+        self.range_label.setText(f"slices {first}–{last} (world units along the axis)")
+        self.refresh()
+
+    def _index_range(self) -> tuple[int, int]:
+        source, axis = self.host.source, self.axis_combo.currentIndex()
+        if source is None or axis < 0:
+            return 0, 0
+        ends = sorted(index_of(source, axis, s.value()) for s in (self.from_spin, self.to_spin))
+        return ends[0], ends[1]
+
+    def _set_busy(self, busy: bool) -> None:
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        self.progress.setValue(0)
+        self.refresh()
+
+    # ============================ running ==================================================
+    def _start(self, run: runs.PropagationRun) -> None:
+        worker = create_worker(runs.guarded, run.job, _start_thread=False, _ignore_errors=True)
+        # Results come through the event loop: dropped if the viewer closed meanwhile.
+        worker.yielded.connect(alive_only(self, self._on_progress))
+        worker.returned.connect(alive_only(self, lambda result: self._on_done(result, run)))
+        worker.errored.connect(alive_only(self, self._on_error))
+        self.worker, self._run, self._cancel_reason = worker, run, ""
+        self._progress_text.restart()
+        self._set_busy(True)
+        self._say(f"Propagating object {run.value}…")
+        worker.start()
+
+    def _on_progress(self, report) -> None:
+        self.progress.setValue(int(round(100 * report.fraction)))
+        self.progress.setFormat(self._progress_text.format(report))
+
+    def _on_done(self, result, run: runs.PropagationRun) -> None:
+        self._finish()
+        self.last_result = result
+        layer, value = run.layer, run.value
+        if layer not in self.host.viewer.layers:
+            notify.warning(f"The Labels layer {layer.name!r} is gone: nothing was written.")
+            return
+        if tuple(layer.data.shape) != run.shape:
+            self._say("The Labels layer changed shape; nothing was written.")
+            notify.warning(f"The data of {layer.name!r} was replaced by an array of shape "
+                           f"{tuple(layer.data.shape)} during the propagation (it was "
+                           f"{run.shape}): nothing was written. Propagate again.")
+            return
+        coords, values = runs.label_writes(result, run)
+        with layer.block_history():  # one Ctrl+Z undoes the whole propagation
+            if values.size:
+                layer.data_setitem(coords, values)
+        n = len(result.indices) - 1
+        axis = axis_labels(self.host.source)[run.axis] if self.host.source else f"axis {run.axis}"
+        lines = stop_lines(result, run.rules, run.steps, axis)
+        self._say("\n".join([f"Object {value}: {n} more slice(s).", *lines]))
+        notify.info(f"Propagated object {value} to {n} more slice(s) of {layer.name!r}.")
+
+    def _on_error(self, exc: Exception) -> None:
+        self._finish()
+        if isinstance(exc, Cancelled):
+            reason = f"{self._cancel_reason}: p" if self._cancel_reason else "P"
+            self._say("Cancelled; nothing was written.")
+            notify.info(f"{reason}ropagation cancelled; nothing was written.")
+            return
+        self._say("The propagation failed; nothing was written.")
+        notify.error(f"The propagation failed: {exc}")
+
+    def _say(self, text: str) -> None:
+        """The outcome line (hidden while empty: it takes no room in the dock)."""
+        self.status_label.setText(text)
+        self.status_label.setVisible(bool(text))
+
+    def _finish(self) -> None:
+        self.worker, self._run = None, None
+        self._set_busy(False)
+
+    def _watch(self, layer) -> None:
+        """Remember the ids written into ``layer`` (commits, painting): the 'last' object."""
+        if layer == self._watched:  # == : plugin widgets get napari's proxies of layers
+            return
+        if self._watched is not None:
+            self._watched.events.paint.disconnect(self._on_paint)
+            self._watched.events.data.disconnect(self.refresh)
+        self._watched = layer
+        layer.events.paint.connect(self._on_paint)
+        layer.events.data.connect(self.refresh)
+
+    def _on_paint(self, event) -> None:
+        for atom in event.value:
+            new = atom[-1] if isinstance(atom, tuple) else getattr(atom, "new_value", 0)
+            if np.size(new) and np.max(new) > 0:
+                self.last_written_id = int(np.max(new))
+        self.refresh()
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        self.sync()
+        super().showEvent(event)
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        self.cancel()
+        super().closeEvent(event)
+
+
+def _spin(lo, hi, step, value, decimals, suffix="") -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(lo, hi)
+    spin.setSingleStep(step)
+    spin.setDecimals(decimals)
+    spin.setValue(value)
+    spin.setSuffix(suffix)
+    return spin

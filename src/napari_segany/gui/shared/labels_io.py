@@ -1,0 +1,119 @@
+"""The target Labels layer of both docks: found or made to fit the image, and written with
+new ids, undo-aware.
+
+Commits go through ``Labels.data_setitem`` inside ``Labels.block_history()``: napari records
+them in the layer's undo history (one Ctrl+Z undoes one commit, all its objects) and
+refreshes only the changed region.  Only the pixels inside each mask's bounding box are read.
+"""
+from __future__ import annotations
+
+import numpy as np
+from napari.layers import Labels
+
+from ...engine.errors import SegAnyError
+from ...engine.interactive import MaxLabelTracker, ObjectMask, commit_mask
+from .image_slice import ImageSource
+
+LABELS_NAME = "SegAny labels"
+#: The target choice of both widgets that makes a new Labels layer at the first commit.
+NEW_LABELS = "<new Labels layer>"
+PREVIEW_NAME = "SegAny preview"
+#: Metadata key of the layers the Segment Anything dock makes for an image (prompts,
+#: preview): scratch layers, never offered as a commit target.
+OWNER_KEY = "napari_segany_image"
+
+
+def is_scratch_layer(layer) -> bool:
+    """A prompt or preview layer of the Segment Anything dock (not a Labels target)."""
+    return OWNER_KEY in getattr(layer, "metadata", {}) or layer.name == PREVIEW_NAME
+
+
+def ensure_labels(viewer, source: ImageSource, layer: Labels | None = None) -> Labels:
+    """The given Labels layer if it fits the image, else a new one of the image's shape."""
+    shape = source.spatial_shape
+    if layer is not None and layer in viewer.layers:
+        if tuple(layer.data.shape) != shape:
+            raise ValueError(
+                f"The Labels layer {layer.name!r} has shape {layer.data.shape} but the image "
+                f"{source.layer.name!r} has spatial shape {shape}: pick another Labels layer "
+                "or leave the choice empty to create one.")
+        return layer
+    return viewer.add_labels(
+        np.zeros(shape, dtype=np.uint32), name=LABELS_NAME,
+        scale=source.spatial_scale, translate=source.spatial_translate)
+
+
+def own_labels(viewer, source: ImageSource) -> Labels | None:
+    """Our Labels layer (by name) if it fits the image: the one to adopt when no layer was
+    chosen, e.g. after the widget was closed and opened again, rather than a second one."""
+    layer = viewer.layers[LABELS_NAME] if LABELS_NAME in viewer.layers else None
+    if isinstance(layer, Labels) and tuple(layer.data.shape) == source.spatial_shape:
+        return layer
+    return None
+
+
+class LabelsWriter:
+    """Commits object masks into a Labels layer with new ids (max + 1, tracked, not scanned)."""
+
+    def __init__(self):
+        self.layer: Labels | None = None
+        self.tracker = MaxLabelTracker()
+
+    def attach(self, layer: Labels | None) -> None:
+        """Commit into ``layer`` from now on (None: no target until the next attach)."""
+        if layer == self.layer:  # == : plugin widgets get napari's proxies of layers
+            return
+        if self.layer is not None:
+            self.layer.events.data.disconnect(self._on_replaced)
+            self.layer.events.paint.disconnect(self._on_painted)
+        self.layer = layer
+        self.tracker = MaxLabelTracker()
+        if layer is not None:
+            layer.events.data.connect(self._on_replaced)
+            layer.events.paint.connect(self._on_painted)
+
+    def _on_replaced(self, event=None) -> None:
+        self.tracker.invalidate()
+
+    def _on_painted(self, event) -> None:
+        # The user painted, filled or we committed: remember the ids written.
+        for atom in event.value:
+            new = atom[-1] if isinstance(atom, tuple) else getattr(atom, "new_value", 0)
+            if np.size(new):
+                self.tracker.observe(np.max(new))
+
+    def commit(self, index: tuple[int, ...], masks: list[ObjectMask], preserve: bool = True
+               ) -> list[int]:
+        """Write ``masks`` (crops of the slice ``index``) with new ids; one undo step.
+
+        Returns the ids used (objects with nothing left to write are skipped).
+        """
+        layer = self.layer
+        _check_ids_fit(layer, self.tracker.next_id(layer.data) + len(masks) - 1)
+        plane = layer.data[index] if index else layer.data
+        ids = []
+        with layer.block_history():
+            for mask in masks:
+                if mask.bbox is None:
+                    continue
+                new_id = self.tracker.next_id(layer.data)
+                rows, cols = commit_mask(plane, mask.crop, new_id, preserve,
+                                         offset=(mask.bbox[0], mask.bbox[2]))
+                if rows.size == 0:
+                    continue
+                leading = tuple(np.full(rows.size, i, dtype=np.intp) for i in index)
+                layer.data_setitem((*leading, rows, cols), new_id)  # refreshes the bbox only
+                self.tracker.observe(new_id)
+                ids.append(new_id)
+        return ids
+
+
+def _check_ids_fit(layer: Labels, largest: int) -> None:
+    """Refuse a commit whose new ids overflow the layer's integer type (numpy would raise in
+    the middle of the writes, or wrap around onto other objects)."""
+    dtype = np.dtype(layer.data.dtype)
+    if np.issubdtype(dtype, np.integer) and largest > np.iinfo(dtype).max:
+        raise SegAnyError(
+            f"The Labels layer {layer.name!r} holds {dtype} ids (at most {np.iinfo(dtype).max}): "
+            "no id is left for the new object(s). Convert it (Layer > Convert data type > "
+            "uint32) or pick another Labels layer, then commit again: the objects are kept.")
