@@ -27,7 +27,7 @@ from qtpy.QtWidgets import (
     QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from ...engine.errors import SegAnyError
+from ...engine.errors import Cancelled, SegAnyError
 from ...engine.workflows.ctc import write_ctc
 from ...engine.workflows.tracking import track_labels
 from ...engine.workflows.tracks import TrackingResult
@@ -304,7 +304,11 @@ class TrackingWidget(ShutsDownWhenClosed, QWidget):
 
     def _export_failed(self, exc) -> None:
         self._set_editing(self._editor_alive())
-        report_failure("CTC export", exc)
+        if isinstance(exc, Cancelled):  # masks are written frame by frame
+            show_info("CTC export cancelled: the folder may hold some of the masks and no "
+                      "track file; export again.")
+        else:
+            report_failure("CTC export", exc)
 
     # ============================ closing ==================================================
     def _shut_down(self) -> None:
