@@ -36,6 +36,7 @@ def dock3d(make_napari_viewer, tiny_checkpoint, one_thread):
         widget.set_method("grid")
         widget.set_model("tiny_sam", checkpoint=str(tiny_checkpoint), device="cpu")
         widget.set_params(**PARAMS)
+        widget.set_filters(min_size=0, max_slice_percent=100)  # what the engine returns
         return viewer, widget
 
     return make
@@ -67,6 +68,21 @@ def test_segment_3d_objects_into_a_new_layer(dock3d, qtbot, tiny_checkpoint):
     assert set(np.unique(layer.data)) == set(range(int(layer.data.max()) + 1))  # ids 1..N
     assert widget.model is not None  # kept for the next run
     assert "3D objects in 'nuclei 3D objects'" in widget.status_label.text()
+
+
+def test_filters_drop_small_and_slice_filling_objects(dock3d, tiny_checkpoint):
+    stack = volume()
+    viewer, widget = dock3d(stack)
+    everything = widget.run().data.copy()
+    widget.set_filters(min_size=300, max_slice_percent=20)
+    kept = widget.run().data
+    sizes = np.bincount(everything.ravel())
+    widest = np.stack([np.bincount(p.ravel(), minlength=sizes.size) for p in everything]).max(0)
+    wanted = [i for i in range(1, sizes.size) if sizes[i] >= 300 and widest[i] <= 0.2 * 96 * 128]
+    assert 0 < len(wanted) < sizes.size - 1  # some objects go, some stay
+    assert np.array_equal(kept > 0, np.isin(everything, wanted))
+    assert same_partition(kept, np.where(np.isin(everything, wanted), everything, 0))
+    assert set(np.unique(kept)) == set(range(len(wanted) + 1))  # renumbered 1..N
 
 
 def test_into_an_existing_layer_keeps_its_objects_and_undoes_in_one_step(dock3d):

@@ -10,7 +10,9 @@ Scripting::
 
 *Segment 3D objects* runs everything mode on every slice (``iter_segment_volume``: any
 method, the layer's contrast limits for every slice) and links the masks across slices, in
-a worker (progress bar, Cancel: nothing is written).  The result goes into a new Labels
+a worker (progress bar, Cancel: nothing is written); 3D objects smaller than the minimum
+size, or covering more than the maximum part of a slice (the background, which everything
+mode often returns as a mask), are then dropped.  The result goes into a new Labels
 layer, or into a chosen Labels layer of the stack's shape with ids after its largest, on its
 background only, as one undo step (Ctrl+Z on that layer).  *Link slices* turns a Labels
 layer whose ids restart on every slice into one id per 3D object (``link_slices``), in
@@ -25,11 +27,12 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QPushButton, QVBoxLayout,
-    QWidget,
+    QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QPushButton, QSpinBox,
+    QVBoxLayout, QWidget,
 )
 
 from ...engine.errors import ImageError, WeightsNotFoundError
+from ...engine.everything.presets import FilterSettings
 from ...engine.everything.methods import check_detector, check_network
 from ...engine.progress import Progress
 from ...engine.weights import load_model
@@ -59,6 +62,8 @@ class VolumeRequest:
     detector_choice: ModelChoice | None
     detector: object | None
     target: object | None = None  # an existing Labels layer's data, or None: a new layer
+    min_size: int = 0  # voxels: smaller 3D objects are dropped
+    max_fraction: float = 1.0  # objects covering more of a slice are dropped (background)
 
 
 class Objects3DWidget(ShutsDownWhenClosed, QWidget):
@@ -90,6 +95,14 @@ class Objects3DWidget(ShutsDownWhenClosed, QWidget):
 
     def set_params(self, **params) -> None:
         self.params.set_values(**params)
+
+    def set_filters(self, min_size: int | None = None, max_slice_percent: int | None = None) -> None:
+        """Objects smaller than ``min_size`` voxels, or covering more than
+        ``max_slice_percent`` % of a slice (100: no limit), are dropped after linking."""
+        if min_size is not None:
+            self.min_size_spin.setValue(int(min_size))
+        if max_slice_percent is not None:
+            self.max_fraction_spin.setValue(int(max_slice_percent))
 
     def run(self, wait: bool = True):
         """Segment the chosen stack; with ``wait``, the Labels layer written (or None)."""
@@ -133,6 +146,17 @@ class Objects3DWidget(ShutsDownWhenClosed, QWidget):
         self.iou_spin.setValue(0.5)
         self.iou_spin.setToolTip("Masks on neighbouring slices overlapping at least this much "
                                  "(IoU) are one object; 0.3 for slices far apart.")
+        defaults = FilterSettings()
+        self.min_size_spin = QSpinBox()
+        self.min_size_spin.setRange(0, 10**9)
+        self.min_size_spin.setValue(defaults.min_area)
+        self.min_size_spin.setToolTip("3D objects with fewer voxels are dropped (specks).")
+        self.max_fraction_spin = QSpinBox()
+        self.max_fraction_spin.setRange(1, 100)
+        self.max_fraction_spin.setSuffix(" %")
+        self.max_fraction_spin.setValue(int(100 * (defaults.max_area_fraction or 1)))
+        self.max_fraction_spin.setToolTip("Objects covering more than this part of a slice are "
+                                          "dropped (usually the background); 100 keeps all.")
         self.target_picker = LayerPicker(viewer, Labels, accept=self._fits_image,
                                          none_text=NEW_LABELS)
         self.run_button = QPushButton("Segment 3D objects")
@@ -158,6 +182,8 @@ class Objects3DWidget(ShutsDownWhenClosed, QWidget):
         form.addRow(self.model_panel)
         form.addRow(self.detector_label, self.detector_row)
         form.addRow(self.params)
+        form.addRow("Min size (voxels)", self.min_size_spin)
+        form.addRow("Max area of a slice", self.max_fraction_spin)
         form.addRow("Into", self.target_picker)
         form.addRow(self.run_button)
         link = QGroupBox("Per-slice labels into 3D objects")
@@ -213,7 +239,8 @@ class Objects3DWidget(ShutsDownWhenClosed, QWidget):
             tuple(float(v) for v in image.contrast_limits), choice,
             self.model if choice == self.model_choice else None, detector,
             self.detector if detector is not None and detector == self.detector_choice else None,
-            None if target is None else target.data)
+            None if target is None else target.data, self.min_size_spin.value(),
+            self.max_fraction_spin.value() / 100)
 
     def _volume_done(self, outcome) -> None:
         request, labels, changes = outcome
@@ -290,8 +317,25 @@ def _volume_job(request: VolumeRequest):
     labels = yield from iter_segment_volume(
         request.data, request.model, request.method, request.link_iou, request.detector,
         request.contrast_limits, **request.params)
+    yield Progress(1, 1, "dropping specks and background")
+    labels = drop_objects(labels, request.min_size, request.max_fraction)
     changes = None if request.target is None else _into_existing(request.target, labels)
     return request, labels, changes
+
+
+def drop_objects(labels: np.ndarray, min_size: int, max_fraction: float) -> np.ndarray:
+    """``labels`` without the 3D objects smaller than ``min_size`` voxels or covering more
+    than ``max_fraction`` of a slice; ids renumbered 1..N, in the same order."""
+    n = int(labels.max()) if labels.size else 0
+    if n == 0 or (min_size <= 0 and max_fraction >= 1):
+        return labels
+    per_slice = np.stack([np.bincount(plane.ravel(), minlength=n + 1) for plane in labels])
+    widest = per_slice.max(axis=0) / float(labels.shape[1] * labels.shape[2])
+    keep = (per_slice.sum(axis=0) >= min_size) & (widest <= max_fraction)
+    keep[0] = False
+    lut = np.zeros(n + 1, labels.dtype)
+    lut[keep] = np.arange(1, int(keep.sum()) + 1)
+    return lut[labels]
 
 
 def _into_existing(target, labels: np.ndarray):

@@ -26,7 +26,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QWidget
 
-from ...engine.errors import SegAnyError
+from ...engine.errors import Cancelled, SegAnyError
 from ...engine.workflows.series import ImageSeries
 from ..labels_io import LABELS_NAME
 from ..qt_helpers import ShutsDownWhenClosed
@@ -326,8 +326,7 @@ class ImageSeriesWidget(ShutsDownWhenClosed, QWidget):
                                cancel, _start_thread=False, _ignore_errors=True)
         index = loaded.index
         worker.returned.connect(alive_only(self, lambda key: self._prefetched(index)))
-        worker.errored.connect(alive_only(self, lambda exc: self.next_label.setText(
-            f"The next image could not be embedded ahead: {exc}")))
+        worker.errored.connect(alive_only(self, self._prefetch_failed))
         worker.finished.connect(alive_only(self, self._prefetch_finished))
         self._prefetch = (index, worker, cancel)
         self.next_label.setText("Embedding the next image in the background…")
@@ -336,6 +335,10 @@ class ImageSeriesWidget(ShutsDownWhenClosed, QWidget):
     def _prefetched(self, index: int) -> None:
         self.embedded.add(index)
         self.next_label.setText("Next image: read and embedded.")
+
+    def _prefetch_failed(self, exc: Exception) -> None:
+        if not isinstance(exc, Cancelled):  # cancelled: the user moved on, nothing to say
+            self.next_label.setText(f"The next image could not be embedded ahead: {exc}")
 
     def _prefetch_finished(self, *_) -> None:
         self._prefetch = None
