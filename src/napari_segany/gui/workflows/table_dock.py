@@ -24,14 +24,16 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QAbstractItemView, QCheckBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-    QLineEdit, QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QLineEdit, QPushButton, QTableView, QVBoxLayout, QWidget,
 )
 
 from ...engine.progress import Progress
 from ...engine.workflows.features import filter_objects, object_features, write_features_csv
-from ..qt_helpers import ShutsDownWhenClosed, single_shot_timer
+from ..qt_helpers import ShutsDownWhenClosed, signals_blocked, single_shot_timer
+from ..workers import process_events_until
 from .common import JobPanel, LayerPicker
 from .table_filters import FilterPanel, ObjectHider
+from .table_model import ObjectTableModel
 
 NO_IMAGE = "(no image)"
 FILTER_DEBOUNCE_MS = 80
@@ -50,6 +52,7 @@ class ObjectTableWidget(ShutsDownWhenClosed, QWidget):
         self.centroids: np.ndarray | None = None  # (rows, 2) of the measured plane
         self.keep: np.ndarray | None = None  # rows passing the filters
         self.measured: tuple | None = None  # (layer, plane index or None) of the table
+        self.selected_row: int | None = None  # the table row of the object selected here
         self.hider = ObjectHider()
         self._build_ui()
         self._filter_timer = single_shot_timer(self, FILTER_DEBOUNCE_MS, self.apply_filters)
@@ -68,10 +71,12 @@ class ObjectTableWidget(ShutsDownWhenClosed, QWidget):
             self.jobs.wait()
         return self.table
 
-    def add_filter(self, column: str, low=None, high=None) -> None:
+    def add_filter(self, column: str, low=None, high=None, wait: bool = True) -> None:
         """A live filter: objects with ``column`` outside [low, high] are hidden."""
         self.filters.add(column, low, high)
         self.apply_filters()
+        if wait:
+            self.wait()
 
     def clear_filters(self) -> None:
         self.filters.clear()
@@ -93,7 +98,10 @@ class ObjectTableWidget(ShutsDownWhenClosed, QWidget):
             self.jobs.wait()
 
     def wait(self, timeout: float = 600.0) -> None:
+        """Until the running job has finished and the objects are hidden as the filters say."""
         self.jobs.wait(timeout)
+        process_events_until(lambda: not (self.hider.pending or self._filter_timer.isActive()),
+                             timeout, "The Object Table dock")
 
     # ============================ UI =======================================================
     def _build_ui(self) -> None:
@@ -103,10 +111,13 @@ class ObjectTableWidget(ShutsDownWhenClosed, QWidget):
         self.follow_check = QCheckBox("Measure the shown plane again when it changes")
         self.follow_check.setChecked(True)
         self.measure_button = QPushButton("Measure")
-        self.grid = QTableWidget()
+        self.model = ObjectTableModel(self)
+        self.grid = QTableView()
+        self.grid.setModel(self.model)
+        self.grid.setSortingEnabled(True)
+        self.grid.sortByColumn(0, Qt.SortOrder.AscendingOrder)  # Qt's default is descending
         self.grid.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.grid.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.grid.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.filters = FilterPanel()
         self.count_label = QLabel("No table yet: Measure.")
         self.csv_edit = QLineEdit()
@@ -133,7 +144,8 @@ class ObjectTableWidget(ShutsDownWhenClosed, QWidget):
         layout.addLayout(csv_row)
         self.labels_picker.currentTextChanged.connect(lambda _: self.image_picker.refresh())
         self.measure_button.clicked.connect(lambda: self._start_measure())
-        self.grid.itemSelectionChanged.connect(self._on_row_selected)
+        self.grid.selectionModel().selectionChanged.connect(lambda *_: self._on_row_selected())
+        self.model.modelReset.connect(self._show_selected_row)
         self.filters.changed.connect(lambda: self._filter_timer.start())
         self.browse_button.clicked.connect(self._browse)
         self.export_button.clicked.connect(lambda: self._start_export())
@@ -179,26 +191,13 @@ class ObjectTableWidget(ShutsDownWhenClosed, QWidget):
             table = {"plane": np.full(len(table["label"]), plane, np.int64), **table}
             self.table = table
         layer.features = {"index": table["label"], **table}
-        self._fill_grid(table)
+        self.selected_row = None
+        self.model.set_table(table)
+        header = self.grid.horizontalHeader()
+        if header.sortIndicatorSection() < len(table):  # keep the user's sort
+            self.model.sort(header.sortIndicatorSection(), header.sortIndicatorOrder())
         self.filters.set_columns([c for c in table if c not in HIDDEN_COLUMNS])
         self.apply_filters()
-
-    def _fill_grid(self, table: dict) -> None:
-        columns = list(table)
-        grid = self.grid
-        grid.setSortingEnabled(False)
-        grid.clear()
-        grid.setColumnCount(len(columns))
-        grid.setRowCount(len(table["label"]))
-        grid.setHorizontalHeaderLabels(columns)
-        for c, name in enumerate(columns):
-            for r, value in enumerate(np.asarray(table[name]).tolist()):
-                item = QTableWidgetItem()
-                item.setData(Qt.ItemDataRole.DisplayRole, _shown(value))
-                item.setData(Qt.ItemDataRole.UserRole, r)  # the table row, whatever the sort
-                grid.setItem(r, c, item)
-        grid.setSortingEnabled(True)
-        grid.resizeColumnsToContents()
 
     def _on_step(self, event=None) -> None:
         if self.measured is not None and self.measured[1] is not None and self.follow_check.isChecked():
@@ -211,14 +210,14 @@ class ObjectTableWidget(ShutsDownWhenClosed, QWidget):
 
     # ============================ selection ================================================
     def _on_row_selected(self) -> None:
-        items = self.grid.selectedItems()
-        if items and self.table is not None:
-            self._select_row_of(int(items[0].data(Qt.ItemDataRole.UserRole)), from_grid=True)
+        rows = self.grid.selectionModel().selectedRows()
+        if rows and self.table is not None:
+            self._select_row_of(self.model.table_row(rows[0].row()), from_grid=True)
 
     def _select_row_of(self, row: int, from_grid: bool = False) -> None:
         layer, plane = self.measured
-        label = int(self.table["label"][row])
-        layer.selected_label = label
+        self.selected_row = row
+        layer.selected_label = int(self.table["label"][row])
         point = ([plane] if plane is not None else []) + list(self.centroids[row])
         world = layer.data_to_world(point)
         if plane is not None:
@@ -226,10 +225,15 @@ class ObjectTableWidget(ShutsDownWhenClosed, QWidget):
         camera = self.viewer.scene.camera if hasattr(self.viewer, "scene") else self.viewer.camera
         camera.center = tuple(world[-2:])
         if not from_grid:
-            for r in range(self.grid.rowCount()):
-                if int(self.grid.item(r, 0).data(Qt.ItemDataRole.UserRole)) == row:
-                    self.grid.selectRow(r)
-                    break
+            self._show_selected_row()
+
+    def _show_selected_row(self) -> None:
+        """Select (quietly) the view row of the object selected, after a sort or a filter."""
+        view_row = -1 if self.selected_row is None else self.model.view_row(self.selected_row)
+        if view_row >= 0:
+            with signals_blocked(self.grid.selectionModel()):
+                self.grid.selectRow(view_row)
+            self.grid.viewport().update()
 
     # ============================ filters ==================================================
     def apply_filters(self) -> None:
@@ -246,9 +250,7 @@ class ObjectTableWidget(ShutsDownWhenClosed, QWidget):
         else:
             self.keep = filter_objects(None, self.table, paint=False, **ranges).keep
             self.hider.hide(layer, labels[self.keep], labels[~self.keep])
-        for r in range(self.grid.rowCount()):
-            row = int(self.grid.item(r, 0).data(Qt.ItemDataRole.UserRole))
-            self.grid.setRowHidden(r, not self.keep[row])
+        self.model.set_keep(self.keep)
         self.count_label.setText(f"{int(self.keep.sum())} of {len(labels)} objects pass the filters"
                                  if ranges else f"{len(labels)} objects")
 
@@ -297,10 +299,3 @@ def _measure_job(labels, image):
 def _csv_job(rows: dict, path):
     yield Progress(0, 1, "writing")
     return write_features_csv(rows, path)
-
-
-def _shown(value):
-    """A table value as the grid shows and sorts it (numbers stay numbers)."""
-    if isinstance(value, float):
-        return round(value, 4) if np.isfinite(value) else float("nan")
-    return value
