@@ -151,3 +151,14 @@ def test_next_image_embedded_in_the_background_for_segment_anything(
     assert key in segany.cache and segany.embeddings.request(segany.source, ()) is not None
     assert segany.embeddings.job is None  # found: nothing computed now
     assert tifffile.imread(output / "field_00.tif").max() == 1  # the committed object, saved
+
+
+def test_a_dock_opened_again_adopts_the_series_layers(make_napari_viewer, qtbot, plates, notes):
+    folder, output, _ = plates
+    viewer = make_napari_viewer()
+    first = open_dock(viewer, qtbot, folder, output)
+    viewer.window.remove_dock_widget(first.parent())
+    second = open_dock(viewer, qtbot, folder, output)
+    assert [layer.name for layer in viewer.layers] == [IMAGE_NAME, LABELS_NAME]
+    assert second.labels_layer == viewer.layers[LABELS_NAME] and not any(
+        "renamed" in msg for _, msg in notes)

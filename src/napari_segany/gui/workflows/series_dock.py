@@ -28,6 +28,7 @@ from qtpy.QtWidgets import QWidget
 
 from ...engine.errors import Cancelled, SegAnyError
 from ...engine.workflows.series import ImageSeries
+from ..keybindings import unbind_shortcuts
 from ..labels_io import LABELS_NAME
 from ..qt_helpers import ShutsDownWhenClosed
 from ..workers import alive_only, process_events_until
@@ -220,30 +221,40 @@ class ImageSeriesWidget(ShutsDownWhenClosed, QWidget):
 
     def _put_labels(self, labels) -> None:
         if not self._labels_alive():
-            self._make_room_for_labels()
-            self.labels_layer = self.viewer.add_labels(labels, name=LABELS_NAME,
-                                                       metadata={MARK: True})
-        else:
+            self.labels_layer = self._ours(LABELS_NAME)  # a closed dock's, adopted
+        if self._labels_alive():
             self.labels_layer.data = labels
+            return
+        self._make_room_for_labels()
+        self.labels_layer = self.viewer.add_labels(labels, name=LABELS_NAME, metadata={MARK: True})
 
     def _put_image(self, loaded: LoadedImage) -> None:
         layer = self.image_layer
-        path = str(self.series.images[loaded.index])
-        fits = (layer is not None and layer in self.viewer.layers and layer.rgb == loaded.rgb
+        if layer is None or layer not in self.viewer.layers:
+            layer = self._ours(IMAGE_NAME)
+        fits = (layer is not None and layer.rgb == loaded.rgb
                 and layer.data.ndim == loaded.pixels.ndim)
-        if not fits:
-            if layer is not None and layer in self.viewer.layers:
+        if fits:
+            new_shape = tuple(layer.data.shape) != tuple(loaded.pixels.shape)
+            layer.data = loaded.pixels
+        else:
+            if layer is not None:
                 self.viewer.layers.remove(layer)
-            layer = self.image_layer = self.viewer.add_image(
-                loaded.pixels, name=IMAGE_NAME, rgb=loaded.rgb, metadata={MARK: True})
+            layer = self.viewer.add_image(loaded.pixels, name=IMAGE_NAME, rgb=loaded.rgb,
+                                          metadata={MARK: True})
             self._move_labels_up()
-        old_shape = tuple(layer.data.shape)
-        layer.data = loaded.pixels
+            new_shape = True
+        self.image_layer = layer
         layer.contrast_limits_range = loaded.data_range
         layer.contrast_limits = loaded.limits
-        layer.metadata["path"] = path
-        if old_shape != tuple(loaded.pixels.shape) or not fits:
+        layer.metadata["path"] = str(self.series.images[loaded.index])
+        if new_shape:
             self.viewer.reset_view()
+
+    def _ours(self, name: str):
+        """The layer ``name`` if a series dock made it (its mark), else None."""
+        layer = self.viewer.layers[name] if name in self.viewer.layers else None
+        return layer if layer is not None and layer.metadata.get(MARK) else None
 
     def _make_room_for_labels(self) -> None:
         """The series' labels take the name both segmentation docks commit into; a layer of
@@ -360,8 +371,6 @@ class ImageSeriesWidget(ShutsDownWhenClosed, QWidget):
         self._save_on_close()
         self.closed = True
         self._cancel_prefetch()
-        from ..keybindings import unbind_shortcuts
-
         unbind_shortcuts(self, self.viewer)
 
 
