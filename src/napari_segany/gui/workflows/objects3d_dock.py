@@ -31,14 +31,15 @@ from qtpy.QtWidgets import (
     QVBoxLayout, QWidget,
 )
 
-from ...engine.errors import ImageError, WeightsNotFoundError
+from ...engine.errors import ImageError
 from ...engine.everything.presets import FilterSettings
 from ...engine.everything.methods import check_detector, check_network
 from ...engine.progress import Progress
-from ...engine.weights import load_model
 from ...engine.workflows.slices import link_slices
 from ...engine.workflows.volume import iter_segment_volume
-from ..everything_jobs import ModelChoice, detector_choice, gui_wording
+# _load: the Segment Everything dock's model loading job (its wording of a missing file)
+from ..everything_jobs import ModelChoice, detector_choice
+from ..everything_jobs import _load as load_job
 from ..everything_model import DetectorRow, EverythingModelPanel
 from ..everything_params import METHOD_TITLES, MethodParams
 from ..labels_io import NEW_LABELS
@@ -309,10 +310,10 @@ def _volume_job(request: VolumeRequest):
     """Load what is missing, segment and link every slice, then (into an existing layer)
     the pixels to write; returns (request, labels, changes or None)."""
     if request.model is None:
-        request.model = yield from _load(request.model_choice, "model", "Checkpoint")
+        request.model = yield from load_job(request.model_choice, "model", "Checkpoint")
         check_network(request.method, request.model)
     if request.method == "object_aware" and request.detector is None:
-        request.detector = yield from _load(request.detector_choice, "detector", "Detector")
+        request.detector = yield from load_job(request.detector_choice, "detector", "Detector")
         check_detector(request.detector)
     labels = yield from iter_segment_volume(
         request.data, request.model, request.method, request.link_iou, request.detector,
@@ -358,11 +359,3 @@ def _link_job(data, min_iou: float):
     yield Progress(1, 1, "finding the changed pixels")
     return data, linked, changed_pixels(data, linked)
 
-
-def _load(choice: ModelChoice, what: str, field_name: str):
-    yield Progress(0, 1, f"loading the {what} {choice.name}…")
-    try:
-        return load_model(choice.name, checkpoint=choice.checkpoint or None,
-                          device=choice.device or None)
-    except WeightsNotFoundError as exc:
-        raise gui_wording(exc, field_name) from None

@@ -20,7 +20,6 @@ from __future__ import annotations
 import threading
 import weakref
 
-from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer

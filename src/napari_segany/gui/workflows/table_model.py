@@ -87,5 +87,7 @@ def _shown(value):
     """A value as the table shows it: integers as they are, floats to 4 decimals."""
     value = value.item() if hasattr(value, "item") else value
     if isinstance(value, float):
-        return "nan" if np.isnan(value) else f"{value:.4g}" if abs(value) >= 1e5 else str(round(value, 4))
+        if np.isnan(value):
+            return "nan"
+        return f"{value:.4g}" if abs(value) >= 1e5 else str(round(value, 4))
     return str(value)
