@@ -162,3 +162,18 @@ def test_a_dock_opened_again_adopts_the_series_layers(make_napari_viewer, qtbot,
     assert [layer.name for layer in viewer.layers] == [IMAGE_NAME, LABELS_NAME]
     assert second.labels_layer == viewer.layers[LABELS_NAME] and not any(
         "renamed" in msg for _, msg in notes)
+
+
+def test_undo_does_not_reach_into_another_image(make_napari_viewer, qtbot, plates):
+    folder, output, _ = plates
+    viewer = make_napari_viewer()
+    widget = open_dock(viewer, qtbot, folder, output)
+    labels = viewer.layers[LABELS_NAME]
+    where = (np.arange(5, 10), np.arange(5, 10))
+    labels.data_setitem(where, 3)
+    widget.next()
+    labels.data_setitem(where, 4)  # the same pixels on the next image
+    widget.previous()
+    assert (labels.data[where] == 3).all()
+    labels.undo()  # nothing to undo on this image since it was shown again
+    assert (labels.data[where] == 3).all()

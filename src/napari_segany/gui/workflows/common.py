@@ -239,6 +239,20 @@ def write_pixels(layer, indices: tuple, values) -> int:
     return int(indices[0].size)
 
 
+def replace_labels(layer, data) -> None:
+    """Give a Labels layer new data *and* a fresh undo history.
+
+    napari 0.9 keeps a Labels layer's undo history across ``layer.data = ...``: a Ctrl+Z
+    after the replacement would write pixels of the old data into the new one.  Toggling
+    ``editable`` is the public way to clear it (napari resets the history of a layer that
+    stops being editable); the user's mode is kept."""
+    mode = layer.mode
+    layer.data = data
+    layer.editable = False
+    layer.editable = True
+    layer.mode = mode
+
+
 def spatial_ndim(layer) -> int:
     """Spatial axes of an image or labels layer (RGB's colour axis left out)."""
     return layer.data.ndim - int(bool(getattr(layer, "rgb", False)))

@@ -31,6 +31,7 @@ from ..keybindings import unbind_shortcuts
 from ..labels_io import LABELS_NAME
 from ..qt_helpers import ShutsDownWhenClosed
 from ..workers import alive_only, process_events_until
+from .common import replace_labels
 from .segany_link import BUSY, embedder, point_segany_at, prefetch_job
 from .series_io import LoadedImage, load_job, save_job
 from .series_ui import build_controls, show_list
@@ -222,7 +223,7 @@ class ImageSeriesWidget(ShutsDownWhenClosed, QWidget):
         if not self._labels_alive():
             self.labels_layer = self._ours(LABELS_NAME)  # a closed dock's, adopted
         if self._labels_alive():
-            self.labels_layer.data = labels
+            replace_labels(self.labels_layer, labels)  # no undo into another image
             return
         self._make_room_for_labels()
         self.labels_layer = self.viewer.add_labels(labels, name=LABELS_NAME, metadata={MARK: True})

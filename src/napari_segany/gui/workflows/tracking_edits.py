@@ -17,7 +17,7 @@ import numpy as np
 
 from ...engine.progress import Progress
 from ...engine.workflows.tracks import TrackingResult, merge_tracks, set_parent, split_track
-from .common import write_pixels
+from .common import replace_labels, write_pixels
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class TrackEditor:
 
     def replace(self, result: TrackingResult) -> None:
         """A new tracking run into the same layers (their histories start afresh)."""
-        self.labels_layer.data = result.labels
+        replace_labels(self.labels_layer, result.labels)
         self.tracks, self.graph = result.tracks, dict(result.graph)
         self.history.clear()
         self.show_tracks()
