@@ -177,3 +177,24 @@ def test_undo_does_not_reach_into_another_image(make_napari_viewer, qtbot, plate
     assert (labels.data[where] == 3).all()
     labels.undo()  # nothing to undo on this image since it was shown again
     assert (labels.data[where] == 3).all()
+
+
+def test_gray_then_colour_images_keep_segment_anything_on_the_series(make_napari_viewer, qtbot,
+                                                                      tmp_path):
+    from PIL import Image as PILImage
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    tifffile.imwrite(folder / "a_gray.tif", (cells_image(seed=1) * 10).astype(np.uint16))
+    colour = np.zeros((60, 80, 3), np.uint8)
+    colour[10:30, 20:50] = (200, 40, 40)
+    PILImage.fromarray(colour).save(folder / "b_colour.png")
+    viewer = make_napari_viewer()
+    _, segany = viewer.window.add_plugin_dock_widget("napari-segany", "Segment Anything")
+    widget = open_dock(viewer, qtbot, folder, tmp_path / "out")
+    widget.next()
+    image = viewer.layers[IMAGE_NAME]
+    assert image.rgb and np.array_equal(image.data, colour)  # a new layer: RGB cannot be set
+    assert viewer.layers[LABELS_NAME].data.shape == (60, 80)
+    assert segany.source.layer == image and segany.writer.layer == viewer.layers[LABELS_NAME]
+    assert widget.images[1].limits == (0.0, 255.0)
