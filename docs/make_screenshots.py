@@ -302,7 +302,7 @@ def shoot_store(model: str, checkpoint: str | None, folder: Path) -> None:
     viewer.close()
 
 
-SHOTS = ("interactive", "zstack", "everything", "propagation", "store")
+SHOTS = ("interactive", "zstack", "everything", "propagation", "store", "workflows")
 
 
 def shoot(model: str, checkpoint: str | None, folder: Path, only=SHOTS) -> None:
@@ -310,6 +310,11 @@ def shoot(model: str, checkpoint: str | None, folder: Path, only=SHOTS) -> None:
     for name in only:
         if name == "store":
             shoot_store(model, checkpoint, folder)
+        elif name == "workflows":  # the workflow docks (docs/workflow_screenshots.py)
+            sys.path.insert(0, str(HERE))
+            from workflow_screenshots import shoot_workflows
+
+            shoot_workflows(model, checkpoint, folder, save, scroll_to)
         else:
             globals()[f"shoot_{name}"](model, checkpoint)
 
