@@ -15,7 +15,7 @@ from qtpy.QtCore import Qt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _everything import cells_image  # noqa: E402
 
-from napari_segany.gui.labels_io import LABELS_NAME  # noqa: E402
+from napari_segany.gui.shared.labels_io import LABELS_NAME  # noqa: E402
 from napari_segany.gui.workflows import series_dock  # noqa: E402
 from napari_segany.gui.workflows.segany_link import embedding_key  # noqa: E402
 from napari_segany.gui.workflows.series_dock import IMAGE_NAME  # noqa: E402

@@ -21,9 +21,9 @@ from qtpy.QtWidgets import QApplication, QComboBox, QHBoxLayout, QProgressBar, Q
 
 from ...engine.errors import Cancelled, SegAnyError
 from ...engine.progress import Progress
-from ..everything_jobs import SelfClosingWorker, stop_on_cancel
-from ..qt_helpers import set_items
-from ..workers import WorkerFailure, alive_only
+from ..everything.jobs import SelfClosingWorker, stop_on_cancel
+from ..shared.qt_helpers import set_items
+from ..shared.workers import WorkerFailure, alive_only
 
 POLL_S = 0.05  # how often a blocking call's progress is reported
 

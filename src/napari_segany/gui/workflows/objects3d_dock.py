@@ -38,12 +38,12 @@ from ...engine.progress import Progress
 from ...engine.workflows.slices import link_slices
 from ...engine.workflows.volume import iter_segment_volume
 # _load: the Segment Everything dock's model loading job (its wording of a missing file)
-from ..everything_jobs import ModelChoice, detector_choice
-from ..everything_jobs import _load as load_job
-from ..everything_model import DetectorRow, EverythingModelPanel
-from ..everything_params import METHOD_TITLES, MethodParams
-from ..labels_io import NEW_LABELS
-from ..qt_helpers import ShutsDownWhenClosed
+from ..everything.jobs import ModelChoice, detector_choice
+from ..everything.jobs import _load as load_job
+from ..everything.model import DetectorRow, EverythingModelPanel
+from ..everything.params import METHOD_TITLES, MethodParams
+from ..shared.labels_io import NEW_LABELS
+from ..shared.qt_helpers import ShutsDownWhenClosed
 from .common import (
     FrameReader, JobPanel, LayerPicker, blocking_job, changed_pixels, spatial_ndim, write_pixels,
 )
@@ -138,7 +138,7 @@ class Objects3DWidget(ShutsDownWhenClosed, QWidget):
         self.method_combo = QComboBox()
         self.method_combo.addItems(list(METHOD_TITLES.values()))
         self.model_panel = EverythingModelPanel()
-        self.detector_row = DetectorRow()
+        self.detector_row = DetectorRow(self.model_panel.file_checks)
         self.detector_label = QLabel("Detector")
         self.params = MethodParams()
         self.iou_spin = QDoubleSpinBox()

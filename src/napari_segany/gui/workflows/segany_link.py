@@ -20,7 +20,7 @@ from ...engine.embeddings import slice_digest
 from ...engine.images import to_uint8_rgb
 from ...engine.tiling import tiles_for
 from ...engine.progress import Progress
-from ..segany_widget import SegAnyWidget
+from ..interactive.widget import SegAnyWidget
 
 BUSY = "the Segment Anything dock is embedding"
 

@@ -27,10 +27,10 @@ from qtpy.QtWidgets import QWidget
 
 from ...engine.errors import Cancelled, SegAnyError
 from ...engine.workflows.series import ImageSeries
-from ..keybindings import unbind_shortcuts
-from ..labels_io import LABELS_NAME
-from ..qt_helpers import ShutsDownWhenClosed
-from ..workers import alive_only, process_events_until
+from ..interactive.keybindings import unbind_shortcuts
+from ..shared.labels_io import LABELS_NAME
+from ..shared.qt_helpers import ShutsDownWhenClosed
+from ..shared.workers import alive_only, process_events_until
 from .common import replace_labels
 from .segany_link import BUSY, embedder, point_segany_at, prefetch_job
 from .series_io import LoadedImage, load_job, save_job

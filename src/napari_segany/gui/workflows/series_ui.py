@@ -8,7 +8,7 @@ from qtpy.QtWidgets import (
     QPushButton, QVBoxLayout,
 )
 
-from ..qt_helpers import signals_blocked
+from ..shared.qt_helpers import signals_blocked
 
 DONE, TODO, BAD = "✓", "·", "✗"
 

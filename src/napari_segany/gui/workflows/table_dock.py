@@ -29,8 +29,8 @@ from qtpy.QtWidgets import (
 
 from ...engine.progress import Progress
 from ...engine.workflows.features import filter_objects, object_features, write_features_csv
-from ..qt_helpers import ShutsDownWhenClosed, signals_blocked, single_shot_timer
-from ..workers import process_events_until
+from ..shared.qt_helpers import ShutsDownWhenClosed, signals_blocked, single_shot_timer
+from ..shared.workers import process_events_until
 from .common import JobPanel, LayerPicker
 from .table_filters import FilterPanel, ObjectHider
 from .table_model import ObjectTableModel

@@ -16,7 +16,7 @@ from qtpy.QtWidgets import (
     QComboBox, QHBoxLayout, QLineEdit, QPushButton, QToolButton, QVBoxLayout, QWidget,
 )
 
-from ..qt_helpers import set_items
+from ..shared.qt_helpers import set_items
 
 TRANSPARENT = np.zeros(4, np.float32)
 

@@ -31,7 +31,7 @@ from ...engine.errors import Cancelled, SegAnyError
 from ...engine.workflows.ctc import write_ctc
 from ...engine.workflows.tracking import track_labels
 from ...engine.workflows.tracks import TrackingResult
-from ..qt_helpers import ShutsDownWhenClosed
+from ..shared.qt_helpers import ShutsDownWhenClosed
 from .common import FrameReader, JobPanel, LayerPicker, blocking_job, report_failure
 from .tracking_edits import TrackEditor, relabel_job
 
