@@ -46,9 +46,9 @@ def read_image(path) -> np.ndarray:
     except OSError as exc:
         if exc.errno is not None:  # the system refused (permissions, I/O error), not the decoder
             raise ImageError(f"Cannot read {path.name}: {exc.strerror}.") from None
-        raise ImageError(_undecodable(path, suffix, exc)) from None
+        raise ImageError(undecodable(path, suffix, exc)) from None
     except (ValueError, EOFError, SyntaxError) as exc:  # what the decoders raise on bad bytes
-        raise ImageError(_undecodable(path, suffix, exc)) from None
+        raise ImageError(undecodable(path, suffix, exc)) from None
     return check_pixels(image, path.name)
 
 
@@ -109,7 +109,7 @@ def plane_problem(plane) -> str | None:
     return None
 
 
-def _undecodable(path: Path, suffix: str, exc: BaseException) -> str:
+def undecodable(path: Path, suffix: str, exc: BaseException) -> str:
     return (f"Cannot read {path.name}: {_first_line(exc)}. The file is corrupt, truncated or "
             f"not a valid {suffix} file.")
 
