@@ -53,5 +53,7 @@ def check_run(state: Path, signature: dict, overwrite: bool) -> None:
                           "--overwrite (overwrite=True) to start again, or choose another output.")
     if overwrite and state.exists():
         shutil.rmtree(state)
-    write_marker(state / RUN_FILE, signature)
+        recorded = None
+    if recorded is None or recorded != json.loads(json.dumps(signature)):
+        write_marker(state / RUN_FILE, signature)
     (state / CANCEL_FILE).unlink(missing_ok=True)

@@ -62,6 +62,7 @@ def iter_batch(inputs, output, task: str = "everything", *, scheduler: str = "th
     summary.reused = len(graph.reused)
     if dry_run:
         summary.tasks = [(k, "todo") for k in graph.nodes] + [(k, "done") for k in graph.reused]
+        _report(jobs, graph, {}, summary, pending="todo")
         return summary
     results = {}
     if graph.nodes:  # a finished batch starts no scheduler
@@ -143,7 +144,9 @@ def known_contrast(settings: BatchSettings, job: ImageJob):
     return list(limits) if limits is not None else None
 
 
-def _report(jobs, graph, results: dict, summary: BatchSummary) -> None:
+def _report(jobs, graph, results: dict, summary: BatchSummary, pending: str = "") -> None:
+    """Each job's status from its last tasks' values (``pending``: the dry run's word for
+    an image with work left)."""
     for job in jobs:
         report = next(r for r in summary.images if r.input == job.name)  # stems are unique
         finals = graph.finals[job.stem]
@@ -152,7 +155,7 @@ def _report(jobs, graph, results: dict, summary: BatchSummary) -> None:
         if failed is not None:
             report.status, report.error = "failed", f"{failed.stage}: {failed.message}"
         elif any(v is None for v in values):
-            report.status, report.error = "failed", "not finished"
+            report.status, report.error = (pending, "") if pending else ("failed", "not finished")
         else:
             report.status = "done"
             report.objects = sum(int(v.get("objects", v.get("computed", 0))) for v in values)
