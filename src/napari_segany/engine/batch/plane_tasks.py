@@ -128,10 +128,26 @@ def embed_task(ctx: TaskContext, job: ImageJob, k: int, contrast):
     items = embedding_items(model, plane, tuple(contrast), ctx.settings.tiling)
     todo = [(key, read) for key, read in items if store.get(key) is None]
     for key, read in todo:
-        store.put(key, run(iter_encode(Predictor(model), read())))
+        _put(store, key, run(iter_encode(Predictor(model), read())))
     if store.writes < len(todo):
         raise OSError(f"{len(todo) - store.writes} embedding(s) of plane {k} could not be "
                       f"written to {job.out} (see the warnings)")
     result = {"computed": len(todo), "reused": len(items) - len(todo)}
     write_marker(job.marker(f"embed-{k}"), result)
     return result
+
+
+def _put(store, key, embedding, attempts: int = 3) -> None:
+    """``store.put``, again when a worker creating the same folders at the same moment made
+    it fail (the store warns and goes on); the last attempt's warnings are shown."""
+    import warnings
+
+    for attempt in range(attempts):
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            store.put(key, embedding)
+        if store.has(key) or attempt == attempts - 1:
+            for warning in seen:
+                warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                       warning.lineno)
+            return
