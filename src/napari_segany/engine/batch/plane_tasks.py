@@ -31,7 +31,7 @@ class TaskContext:
 
     settings: BatchSettings
     model_ref: ModelRef
-    torch_threads: int | None
+    torch_threads: int | str | None
     state_root: str
 
 

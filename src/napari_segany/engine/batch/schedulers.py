@@ -59,7 +59,8 @@ def cores() -> int:
 
 class Execution:
     """A running scheduler (a context manager): ``dashboard`` (a link, or None),
-    ``torch_threads`` (per task thread; None: leave them), ``workers`` (parallel tasks)."""
+    ``torch_threads`` (per task thread; None: leave them; "auto": each cluster worker's
+    cores over its threads), ``workers`` (parallel tasks)."""
 
     def __init__(self, spec: SchedulerSpec):
         self.spec = spec
@@ -67,8 +68,8 @@ class Execution:
         self.dashboard = None
         n = cores()
         self.workers = {"synchronous": 1, "local": spec.workers}.get(spec.kind, n)
-        self.torch_threads = None if spec.kind in ("synchronous", "address") \
-            else max(1, n // (self.workers or 1))
+        self.torch_threads = None if spec.kind == "synchronous" else \
+            "auto" if spec.kind == "address" else max(1, n // (self.workers or 1))
 
     def __enter__(self) -> "Execution":
         if self.spec.kind == "local":

@@ -82,11 +82,16 @@ def forget_inputs() -> None:
             _OPEN.popitem()[1].close()
 
 
-def prepare_thread(threads: int | None) -> None:
+def prepare_thread(threads: int | str | None) -> None:
     """Give the calling (pool) thread ``threads`` intra-op threads; None leaves it alone (the
-    ``synchronous`` scheduler runs tasks in the caller's own thread)."""
+    ``synchronous`` scheduler); "auto" (a cluster's worker): its cores over its task threads
+    (dask's nanny starts workers with OMP_NUM_THREADS=1, which would leave one)."""
     if threads is None:
         return
+    if threads == "auto":
+        from distributed import get_worker
+
+        threads = max(1, (os.cpu_count() or 1) // max(1, get_worker().state.nthreads))
     from .. import torch_state
 
     torch_state.limit_this_thread(threads)
