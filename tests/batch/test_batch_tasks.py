@@ -162,3 +162,43 @@ def test_the_callers_torch_settings_are_left_alone(tmp_path, checkpoint):
     before = torch_state.snapshot()
     assert nsa.batch(inputs, tmp_path / "out", scheduler="threads", **model_options(checkpoint)).ok
     assert torch_state.snapshot() == before
+
+
+KILLED_RUN = """
+import sys
+sys.path[:0] = {paths!r}
+from _everything import TINY_SAM
+from napari_segany.models import registry
+registry.REGISTRY[TINY_SAM.name] = TINY_SAM
+from napari_segany.cli import main
+sys.exit(main({args!r}))
+"""
+
+
+def test_a_killed_run_resumes_without_duplicates(tmp_path, checkpoint):
+    """SIGKILL in the middle of a run (after some plane markers), then the same command."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    np.save(inputs / "big.npy", np.stack([cells_image(seed=s) for s in range(6)]))
+    args = ["batch", "everything", str(inputs), "-o", str(tmp_path / "out"), "-q",
+            "--scheduler", "synchronous", *cli_model(checkpoint)]
+    script = KILLED_RUN.format(paths=sys.path, args=args)
+    process = subprocess.Popen([sys.executable, "-c", script])
+    state = tmp_path / "out" / ".segany-batch" / "big"
+    deadline = time.monotonic() + 300
+    while len(list(state.glob("plane-*.json"))) < 2 and process.poll() is None:
+        assert time.monotonic() < deadline, "the run did not start"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (state / "done.json").exists()
+    assert main(args) == 0
+    assert main([*args[:4], str(tmp_path / "whole"), *args[5:]]) == 0
+    assert np.array_equal(labels_of(tmp_path / "out", "big"), labels_of(tmp_path / "whole", "big"))
+    assert (tmp_path / "out" / "objects.csv").read_text() == \
+        (tmp_path / "whole" / "objects.csv").read_text()
