@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import Cancelled, ImageError, SegAnyError
+from ..images.io import unwritable_reason
 from ..progress import Job, Progress
 from .graph import build_graph
 from .markers import CANCEL_FILE, STATE_DIR, check_run
@@ -46,8 +47,10 @@ def iter_batch(inputs, output, task: str = "everything", *, scheduler: str = "th
     settings = (settings or make_settings(task, options)).check()
     spec = parse_scheduler(scheduler)
     out = Path(output).expanduser().absolute()
-    if out.is_file():
-        raise SegAnyError(f"The output {out} is a file: give a folder for the batch's outputs.")
+    reason = unwritable_reason(out / STATE_DIR / "run.json")
+    if out.is_file() or reason:
+        raise SegAnyError(f"Cannot write the batch's outputs in {out}: "
+                          f"{reason or 'it is a file'}. Give a folder you can write.")
     summary = BatchSummary(scheduler=str(spec))
     skipped: list[Path] = []
     paths = expand_inputs(inputs if isinstance(inputs, (list, tuple)) else [inputs], skipped)
