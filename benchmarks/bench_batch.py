@@ -7,7 +7,8 @@
   the work alone, in this process), ``local:1`` and ``local:2`` (LocalCluster processes);
 * the work itself: ``segment_everything`` of one plane, called directly (no batch);
 * per-task overhead of each dask scheduler: a graph of 2,000 empty tasks;
-* bytes per task: the pickled arguments of one plane task (context + image job);
+* bytes per task: the pickled arguments of one plane task (context + image job), and the
+  time to pickle and unpickle them (serialisation);
 * model load: seconds for one load (each worker loads once: counted on the workers);
 * memory per worker: resident set of each worker process after the run.
 
@@ -79,7 +80,8 @@ def scheduler_overhead(kind: str, n: int = 2000) -> float:
     return (time.perf_counter() - start) / n
 
 
-def bytes_per_task(spec, weights: Path, inputs: Path, out: Path) -> int:
+def bytes_per_task(spec, weights: Path, inputs: Path, out: Path) -> tuple[int, float]:
+    """Pickled size of one plane task's arguments, and seconds to pickle + unpickle them."""
     import cloudpickle
 
     from napari_segany.engine.batch.plan import plan_image
@@ -89,7 +91,11 @@ def bytes_per_task(spec, weights: Path, inputs: Path, out: Path) -> int:
     settings = make_settings("everything", dict(model=spec, checkpoint=weights, **PARAMS)).check()
     job = plan_image(sorted(inputs.iterdir())[0], out, settings, prepare=False)
     ctx = TaskContext(settings, settings.model_ref(), 1, str(out))
-    return len(cloudpickle.dumps((ctx, job, 0, [100.0, 2000.0])))
+    args = (ctx, job, 0, [100.0, 2000.0])
+    start = time.perf_counter()
+    for _ in range(200):
+        cloudpickle.loads(cloudpickle.dumps(args))
+    return len(cloudpickle.dumps(args)), (time.perf_counter() - start) / 200
 
 
 def run_batch(kind: str, inputs: Path, out: Path, spec, weights: Path) -> dict:
@@ -143,7 +149,8 @@ def main() -> None:
         spec, weights = checkpoint(tmp, args.quick)
         inputs = make_inputs(tmp / "in", n_images, args.planes, args.side)
         facts["model"] = spec.name
-        facts["bytes_per_task"] = bytes_per_task(spec, weights, inputs, tmp / "probe")
+        facts["bytes_per_task"], facts["pickle_s_per_task"] = bytes_per_task(
+            spec, weights, inputs, tmp / "probe")
         facts.update(direct_and_load(spec, weights, inputs))
         rows["synchronous"] = run_batch("synchronous", inputs, tmp / "sync", spec, weights)
         for n in (1, 2):
@@ -186,7 +193,8 @@ def print_table(rows: dict, facts: dict, n_images: int, planes: int) -> None:
               f"{row.get('loads_per_worker', '-')!s:12s}  {row.get('rss_mib_per_worker', '-')}")
     print(f"one plane directly (segment_everything, {facts['torch_threads']} torch threads): "
           f"{facts['direct_plane_s']:.3f} s; model load {facts['model_load_s']:.2f} s; "
-          f"{facts['bytes_per_task']} bytes pickled per plane task")
+          f"{facts['bytes_per_task']} bytes pickled per plane task "
+          f"({facts['pickle_s_per_task'] * 1e6:.0f} us to pickle + unpickle)")
     print("dask overhead per empty task: " + ", ".join(
         f"{k} {v * 1e3:.3f} ms" for k, v in facts["overhead_s_per_task"].items()))
 
