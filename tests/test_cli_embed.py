@@ -10,7 +10,7 @@ from _everything import TINY_SAM
 from PIL import Image
 
 from napari_segany.cli import main
-from napari_segany.cli.embed_cmd import napari_contrast_limits
+from napari_segany.engine.images.contrast import napari_contrast_limits
 from napari_segany.engine.embeddings import (
     EmbeddingCache, EmbeddingKey, EmbeddingStore, model_identity, slice_digest,
 )

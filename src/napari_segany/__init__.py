@@ -74,6 +74,10 @@ _API = {
     "filter_objects": "napari_segany.engine.workflows.features",
     "write_features_csv": "napari_segany.engine.workflows.features",
     "ImageSeries": "napari_segany.engine.workflows.series",
+    # batch and scale-out (dask)
+    "batch": "napari_segany.engine.batch",
+    "iter_batch": "napari_segany.engine.batch",
+    "BatchSummary": "napari_segany.engine.batch",
     # progress, cancel, errors
     "Progress": "napari_segany.engine.progress",
     "Cancelled": "napari_segany.engine.errors",

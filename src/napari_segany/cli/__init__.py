@@ -2,7 +2,7 @@
 
 Subcommands register themselves in :data:`COMMANDS` (one module each).
 
-Exit status: 0 done; 2 a user error (bad arguments, files, weights; or some inputs skipped,
+Exit status: 0 done; 1 ``batch``: some inputs failed (listed in its closing table); 2 a user error (bad arguments, files, weights; or some inputs skipped,
 said on stderr); 130 interrupted (Ctrl+C: finished outputs are kept, none is half-written);
 141 the reader of the output went away (``napari-segany models | head``), as for SIGPIPE.
 """
@@ -15,9 +15,9 @@ import sys
 import warnings
 
 from ..engine.errors import SegAnyError
-from . import embed_cmd, everything_cmd, models_cmd, store_cmd
+from . import batch_cmd, embed_cmd, everything_cmd, models_cmd, store_cmd
 
-COMMANDS = [models_cmd, everything_cmd, embed_cmd, store_cmd]
+COMMANDS = [models_cmd, everything_cmd, embed_cmd, batch_cmd, store_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 from .loading import add_tiling_options, load_for_command, missing_files, tiling_settings
@@ -125,9 +124,10 @@ def plan_units(path: Path, model, store, args, tiling, problems: list | None = N
     Planes no model can take (NaN or infinite values, smaller than 2 x 2) are reported in
     ``problems`` and skipped, as the widget would refuse them too.  Large planes are tiled
     as ``tiling`` (the engine's TilingSettings) says, as in the widgets."""
-    from ..engine.embeddings import EmbeddingKey, model_identity, slice_digest
-    from ..engine.images import plane_layout, read_image, to_uint8_rgb
-    from ..engine.tiling import TiledPredictor, predictor_for
+    from ..engine.images import plane_layout, read_image
+    from ..engine.images.contrast import napari_contrast_limits
+    from ..engine.images.io import plane_problem
+    from ..engine.tiling import embedding_items
 
     image = read_image(path)
     layout = plane_layout(image.shape)
@@ -141,30 +141,11 @@ def plan_units(path: Path, model, store, args, tiling, problems: list | None = N
             (problems if problems is not None else []).append(f"{path.name}{where}: {problem} Skipped.")
             continue
         unit = Unit(path, index, contrast)
-        digest = slice_digest(plane)
-        tiled = predictor_for(model, plane.shape, tiling)  # the rule of every entry point
-        if isinstance(tiled, TiledPredictor):  # its grid, keys and windows
-            tiled.set_image(plane, contrast, digest=digest)
-            items = [(tiled.tile_key(*rc), partial(tiled.tile_rgb, *rc)) for rc in tiled.grid.tiles()]
-        else:
-            key = EmbeddingKey(digest, model_identity(model), contrast, None)
-            items = [(key, partial(to_uint8_rgb, plane, contrast))]
+        items = embedding_items(model, plane, contrast, tiling)
         unit.todo = [(key, read) for key, read in items if store.get(key) is None]
         unit.skipped = len(items) - len(unit.todo)
         units.append(unit)
     return units
-
-
-def plane_problem(plane) -> str | None:
-    """Why a plane cannot be embedded, or None (checked before any work, band by band)."""
-    from ..engine.images.io import has_non_finite
-
-    if plane.shape[0] < 2 or plane.shape[1] < 2:
-        return f"{plane.shape[0]}x{plane.shape[1]} pixels: need at least 2x2."
-    if has_non_finite(plane):
-        return ("it contains NaN or infinite values (replace them, e.g. with 0, to embed it; "
-                "the widget refuses such slices too).")
-    return None
 
 
 def embed_units(units: list[Unit], store, model, quiet: bool = False, stream=None) -> int:
@@ -217,42 +198,3 @@ def _limits_text(units: list[Unit]) -> str:
     limits = sorted({tuple(u.contrast) for u in units})
     return ", ".join(f"({lo:g}, {hi:g})" for lo, hi in limits) + \
         " (give a napari layer these contrast limits to reuse the store)"
-
-
-def napari_contrast_limits(data, rgb: bool) -> tuple[float, float]:
-    """napari's default contrast limits of a layer holding ``data`` (layer_utils.calc_data_range,
-    reproduced without importing napari): 0..255 for uint8, else the data range (for arrays
-    over 1e7 values: the range of the first, middle and last planes, or of 62 x 62 central
-    patches of them when the planes are large)."""
-    import numpy as np
-
-    if data.dtype == np.uint8:
-        return 0.0, 255.0
-    if data.ndim < 3 or data.size <= 1e7:
-        reduced = [data]
-    else:
-        offset = 2 + int(rgb)
-        lead = data.shape[:-offset]
-        idxs = [(0,) * len(lead), tuple(s // 2 for s in lead), tuple(s - 1 for s in lead)]
-        plane = data.shape[-offset:]
-        if np.prod(plane) > 1e7 and plane[0] > 64 and plane[1] > 64:
-            cy, cx = plane[0] // 2, plane[1] // 2
-            patch = (slice(cy - 31, cy + 31), slice(cx - 31, cx + 31))
-            reduced = [data[idx + patch] for idx in idxs]
-        else:
-            reduced = [data[idx] for idx in idxs]
-    lo = min(_finite(r, np.min) for r in reduced)
-    hi = max(_finite(r, np.max) for r in reduced)
-    if lo == hi:
-        lo, hi = min(lo, 0), max(hi, 1)
-    return float(lo), float(hi)
-
-
-def _finite(array, reduce):
-    import numpy as np
-
-    value = reduce(array)
-    if not np.isfinite(value):
-        finite = array[np.isfinite(array)]
-        return reduce(finite) if finite.size else 0
-    return value

@@ -8,7 +8,6 @@ tile by tile (``TilingSettings``: ``--tile``, ``--halo``, ``--tile-threshold``, 
 """
 from __future__ import annotations
 
-import ast
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,8 @@ import numpy as np
 
 from ..engine.errors import ImageError, SegAnyError
 from ..engine.progress import STEPS_PER_PART, Progress
-from .loading import given_file_error, load_for_command, missing_files, tiling_settings
+from .everything_options import EverythingOptions
+from .loading import load_checked_models
 
 log = logging.getLogger(__name__)
 
@@ -31,45 +31,19 @@ class Task:
 @dataclass
 class EverythingRun:
     tasks: list[Task]
-    method: str
-    model: str
-    checkpoint: Path | None
-    detector: Path | None
-    device: str | None
-    params: dict
-    filters: object  # FilterSettings
-    contrast: tuple[float, float] | None = None
-    tiling: object = None  # TilingSettings (None: the defaults)
+    options: EverythingOptions
     skipped: list[Path] = field(default_factory=list)  # files of input folders that are not images
     written: list[Path] = field(default_factory=list)
     failed: list[Path] = field(default_factory=list)
 
     @classmethod
     def from_args(cls, args) -> "EverythingRun":
-        from ..engine.everything.methods import DEFAULT_MODEL, check_model_name, check_params
-        from ..engine.everything.presets import NO_FILTERS, FilterSettings
-
-        params = method_params(args)
-        check_params(args.method, params)
-        if args.method != "object_aware" and args.detector is not None:
-            raise ValueError("--detector is for --method object_aware only.")
-        filters = NO_FILTERS if args.no_filters else FilterSettings(
-            min_area=args.min_area, max_area_fraction=_fraction_or_off(args.max_area_fraction),
-            min_score=args.min_score, min_stability=args.min_stability,
-            max_contained=args.max_contained)
-        model = args.model or DEFAULT_MODEL[args.method]
-        check_model_name(args.method, model)
-        tiling = tiling_settings(args, model)
-        missing = missing_files({"--checkpoint": args.checkpoint, "--detector": args.detector})
-        if missing:
-            raise ValueError(" ".join(missing))
+        options = EverythingOptions.from_args(args)
         skipped: list[Path] = []
         tasks = plan_tasks(args.inputs, args.output, skipped)
         tasks = check_existing(tasks, args.overwrite, args.skip_existing)
         check_writable(tasks, args.output)
-        return cls(tasks, args.method, model, args.checkpoint,
-                   args.detector, args.device, params, filters,
-                   tuple(args.contrast) if args.contrast else None, tiling, skipped)
+        return cls(tasks, options, skipped)
 
     # ------------------------------------------------------------------ running
     def run(self, quiet: bool = False, stream=None) -> int:
@@ -113,24 +87,25 @@ class EverythingRun:
         """Segment one file and write its labels: (objects written, " (tiled: ...)" or "")."""
         from ..engine.everything import iter_segment_stack
         from ..engine.images import plane_layout, read_image, write_labels
+        from ..engine.images.contrast import stack_contrast
         from ..engine.progress import nested
-        from ..engine.tiling import TilingSettings, describe_tiles, model_input_size
+        from ..engine.tiling import describe_tiles, model_input_size
 
         image = read_image(task.source)  # its errors name the file
-        tiling = self.tiling or TilingSettings()
+        o = self.options
         try:
             layout = plane_layout(image.shape)
             planes = (image[index] for index in layout.indices())
-            contrast = self.contrast or shared_contrast(image)
-            grid = tiling.plan(image.shape[len(layout.leading):], model_input_size(model))
-            job = iter_segment_stack(planes, layout.n_planes, model, self.method, detector,
-                                     contrast, tiling=tiling, **self.params)
+            contrast = o.contrast or stack_contrast(image, layout.leading)
+            grid = o.tiling.plan(image.shape[len(layout.leading):], model_input_size(model))
+            job = iter_segment_stack(planes, layout.n_planes, model, o.method, detector,
+                                     contrast, tiling=o.tiling, **o.params)
             bar.set_description(f"[{k + 1}/{len(self.tasks)}] {task.source.name}")
             results = yield_to_bar(nested(job, k, len(self.tasks)), bar)
         except ImageError as exc:
             raise ImageError(f"{task.source.name}: {exc}") from None
         del image  # the input may be large: free it before the labels are assembled
-        kept = [self.filters.apply(r) for r in results]
+        kept = [o.filters.apply(r) for r in results]
         write_labels(task.output, stack_labels(kept, layout.leading))
         self.written.append(task.output)
         return sum(len(r) for r in kept), f" ({describe_tiles(grid)})" if grid else ""
@@ -138,22 +113,7 @@ class EverythingRun:
     def load_models(self):
         """The model (and the detector), checked for the method: a file of another kind
         stops here, before any image is read."""
-        from ..engine.errors import CheckpointError
-        from ..engine.everything.methods import DETECTOR_NAME, check_detector, check_network
-
-        model = load_for_command(self.model, self.checkpoint, self.device)
-        detector = None
-        try:
-            check_network(self.method, model)
-        except CheckpointError as exc:
-            raise given_file_error("--checkpoint", self.checkpoint, exc) from None
-        if self.method == "object_aware":
-            detector = load_for_command(DETECTOR_NAME, self.detector, self.device)
-            try:
-                check_detector(detector)
-            except CheckpointError as exc:
-                raise given_file_error("--detector", self.detector, exc) from None
-        return model, detector
+        return load_checked_models(self.options)
 
 
 def stack_labels(results: list, leading: tuple[int, ...]) -> np.ndarray:
@@ -167,14 +127,6 @@ def stack_labels(results: list, leading: tuple[int, ...]) -> np.ndarray:
     for plane, result in zip(out, results):  # ids are 1..len(result): they fit
         plane[...] = paint_labels([r.mask for r in result.records], shape)
     return out.reshape(*leading, *shape)
-
-
-def _fraction_or_off(value: float | None) -> float | None:
-    if value is None or value >= 1:
-        return None
-    if value <= 0:
-        raise ValueError(f"--max-area-fraction must lie in (0, 1], got {value}.")
-    return value
 
 
 def yield_to_bar(job, bar):
@@ -239,41 +191,3 @@ def check_existing(tasks: list[Task], overwrite: bool, skip: bool) -> list[Task]
         return [t for t in tasks if not t.output.exists()]
     raise SegAnyError(f"{existing[0].output} exists ({len(existing)} output(s) in all): pass "
                       "--overwrite to replace, or --skip-existing to resume.")
-
-
-def shared_contrast(image: np.ndarray) -> tuple[float, float] | None:
-    """One intensity mapping for all planes of a file (0.5 / 99.5 percentiles), so that a
-    dim slice of a stack is not stretched into noise; uint8 and bool images need none."""
-    if image.dtype in (np.uint8, np.bool_):
-        return None
-    flat = image.reshape(-1)
-    sample = flat[::max(1, flat.size // 4_000_000)]  # ~4 M pixels decide the percentiles
-    if sample.dtype.kind == "f":
-        sample = sample[np.isfinite(sample)]  # NaN planes are refused later, plane by plane
-    if not sample.size:
-        return None
-    lo, hi = np.percentile(sample, (0.5, 99.5))
-    return float(lo), float(hi)
-
-
-def method_params(args) -> dict:
-    """The method parameters given on the command line (named options and ``-p NAME=VALUE``)."""
-    params = {}
-    for name in ("points_per_side", "pred_iou_thresh", "stability_score_thresh", "conf", "max_det"):
-        value = getattr(args, name)
-        if value is not None:
-            params[name] = value
-    for item in args.param:
-        name, sep, text = item.partition("=")
-        if not sep or not name.strip():
-            raise ValueError(f"-p expects NAME=VALUE, got {item!r}.")
-        params[name.strip()] = _literal(text.strip())
-    return params
-
-
-def _literal(text: str):
-    """Numbers, True/False/None as Python literals; anything else stays a string."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text

@@ -48,6 +48,28 @@ def given_file_error(option: str, path: Path | None, exc: Exception) -> Exceptio
     return CheckpointError(f"{option}: {exc}") if path is not None else exc
 
 
+def load_checked_models(options):
+    """(model, detector or None) of everything-mode ``options`` (method, model, checkpoint,
+    detector, device), checked for the method: a file of another kind stops here, attributed
+    to the option that gave it."""
+    from ..engine.errors import CheckpointError
+    from ..engine.everything.methods import DETECTOR_NAME, check_detector, check_network
+
+    model = load_for_command(options.model, options.checkpoint, options.device)
+    try:
+        check_network(options.method, model)
+    except CheckpointError as exc:
+        raise given_file_error("--checkpoint", options.checkpoint, exc) from None
+    if options.method != "object_aware":
+        return model, None
+    detector = load_for_command(DETECTOR_NAME, options.detector, options.device)
+    try:
+        check_detector(detector)
+    except CheckpointError as exc:
+        raise given_file_error("--detector", options.detector, exc) from None
+    return model, detector
+
+
 def add_tiling_options(parser, title: str, whole: str) -> None:
     """``--tile``, ``--halo``, ``--tile-threshold``, ``--no-tile`` (alias ``--no-tiling``), with
     the defaults every entry point shares (``engine.tiling.TilingSettings``, see

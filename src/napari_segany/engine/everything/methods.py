@@ -40,12 +40,13 @@ def models_for(method: str) -> list[str]:
     return [name for name, spec in REGISTRY.items() if spec.task == METHOD_TASK[method]]
 
 
-def check_model_name(method: str, name: str) -> None:
-    """Raise ValueError when the registry model ``name`` cannot run ``method``."""
-    task = get_spec(name).task
-    if task != METHOD_TASK[method]:
+def check_model_name(method: str, name) -> None:
+    """Raise ValueError when the registry model ``name`` (or a ModelSpec) cannot run
+    ``method``."""
+    spec = get_spec(name)
+    if spec.task != METHOD_TASK[method]:
         raise ValueError(f"--method {method} needs one of {', '.join(models_for(method))}; "
-                         f"{name} is a {task} model.")
+                         f"{spec.name} is a {spec.task} model.")
 
 
 def params_class(method: str):

@@ -46,9 +46,9 @@ def read_image(path) -> np.ndarray:
     except OSError as exc:
         if exc.errno is not None:  # the system refused (permissions, I/O error), not the decoder
             raise ImageError(f"Cannot read {path.name}: {exc.strerror}.") from None
-        raise ImageError(_undecodable(path, suffix, exc)) from None
+        raise ImageError(undecodable(path, suffix, exc)) from None
     except (ValueError, EOFError, SyntaxError) as exc:  # what the decoders raise on bad bytes
-        raise ImageError(_undecodable(path, suffix, exc)) from None
+        raise ImageError(undecodable(path, suffix, exc)) from None
     return check_pixels(image, path.name)
 
 
@@ -98,7 +98,18 @@ def has_non_finite(plane: np.ndarray, rows: int = 512) -> bool:
     return any(not np.isfinite(plane[r:r + rows]).all() for r in range(0, plane.shape[0], rows))
 
 
-def _undecodable(path: Path, suffix: str, exc: BaseException) -> str:
+def plane_problem(plane) -> str | None:
+    """Why no model can take a 2D plane (fewer than 2 x 2 pixels, NaN or infinite values), or
+    None; checked before any work, band by band."""
+    if plane.shape[0] < 2 or plane.shape[1] < 2:
+        return f"{plane.shape[0]}x{plane.shape[1]} pixels: need at least 2x2."
+    if has_non_finite(plane):
+        return ("it contains NaN or infinite values (replace them, e.g. with 0, to embed it; "
+                "the widget refuses such slices too).")
+    return None
+
+
+def undecodable(path: Path, suffix: str, exc: BaseException) -> str:
     return (f"Cannot read {path.name}: {_first_line(exc)}. The file is corrupt, truncated or "
             f"not a valid {suffix} file.")
 

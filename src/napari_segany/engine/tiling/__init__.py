@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from .grid import TileGrid
 from .predictor import TiledPredictor
-from .predictors import predictor_for, tiles_for
+from .predictors import embedding_items, predictor_for, tiles_for
 from .settings import TilingSettings, describe_tiles, model_input_size
 
-__all__ = ["TileGrid", "TiledPredictor", "TilingSettings", "describe_tiles", "model_input_size",
+__all__ = ["TileGrid", "embedding_items", "TiledPredictor", "TilingSettings", "describe_tiles", "model_input_size",
            "predictor_for", "tiles_for"]

@@ -42,6 +42,25 @@ def predictor_for(model, image_shape=None, tiling: TilingSettings | None = None,
     return Predictor(model)
 
 
+def embedding_items(model, plane, contrast_limits, tiling: TilingSettings | None = None,
+                    digest: str | None = None) -> list[tuple]:
+    """What embedding a plane for ``model`` computes: ``(EmbeddingKey, read_rgb)`` pairs, one
+    for a whole plane, one per tile of a plane the tiling rule tiles; ``read_rgb()`` gives
+    the (h, w, 3) uint8 the encoder takes, read only when called.  ``plane``: (H, W[, C])."""
+    from functools import partial
+
+    from ..embeddings import EmbeddingKey, model_identity, slice_digest
+    from ..images import to_uint8_rgb
+
+    digest = digest or slice_digest(plane)
+    chosen = predictor_for(model, plane.shape, tiling)  # the rule of every entry point
+    if isinstance(chosen, TiledPredictor):  # its grid, keys and windows
+        chosen.set_image(plane, contrast_limits, digest=digest)
+        return [(chosen.tile_key(*rc), partial(chosen.tile_rgb, *rc)) for rc in chosen.grid.tiles()]
+    key = EmbeddingKey(digest, model_identity(model), contrast_limits, None)
+    return [(key, partial(to_uint8_rgb, plane, contrast_limits))]
+
+
 def _task(model) -> str:
     spec = getattr(model, "spec", None)
     if spec is None:
