@@ -102,9 +102,19 @@ def test_sam2_jobs_leave_torch_settings_alone(name, tiny_sam2):
     _check_unchanged(lambda: JOBS[name](tiny_sam2, image))
 
 
+def _memory(tiny_sam2, image):
+    seed = np.zeros(image.shape, np.uint8)
+    seed[20:40, 20:40], seed[50:70, 60:90] = 1, 2
+    result = nsa.propagate_memory(np.stack([image] * 3), seed, 1, tiny_sam2, ram_frames=1)
+    result.session.add_points(2, 1, points=[[30, 30]], labels=[1])
+    result.session.propagate(direction="forward")
+    result.session.close()
+
+
 def test_sam2_video_jobs_leave_torch_settings_alone(tiny_sam2, detector):
     image = cells_image()
     _check_unchanged(lambda: _video(tiny_sam2, image))
+    _check_unchanged(lambda: _memory(tiny_sam2, image))
     _check_unchanged(lambda: nsa.segment_everything(
         image, tiny_sam2, "object_aware", detector=detector, points_per_batch=2, conf=0.0,
         max_det=8))

@@ -1,7 +1,8 @@
 """Frames of a stack or movie as SAM 2 model inputs, made one at a time on demand.
 
-The caller's (T, H, W) or (T, H, W, C) array is kept by reference (a numpy array, a memmap
-or anything ``np.asarray`` reads frame by frame); nothing of size T is copied.
+The caller's (T, H, W) or (T, H, W, C) array is kept by reference (a numpy array, a memmap,
+a zarr or dask array, or any object with ``shape``, ``dtype`` and ``frames[t]``: read frame by
+frame); nothing of size T is copied.
 
 Intensities, the same rule as single images (engine/images/intensity.py) but for the *whole*
 stack, so that a frame's contrast does not change with its content: uint8 as is, bool as
@@ -25,15 +26,21 @@ PERCENTILES = (0.5, 99.5)
 PERCENTILE_SAMPLE_FRAMES = 16
 
 
-def _check_stack(frames) -> np.ndarray:
-    frames = frames if isinstance(frames, np.ndarray) else np.asarray(frames)
-    if frames.ndim not in (3, 4) or (frames.ndim == 4 and frames.shape[-1] not in (1, 3, 4)):
+def _is_array_like(frames) -> bool:
+    """Arrays read lazily, frame by frame (numpy, zarr, dask, views of a larger volume)."""
+    return all(hasattr(frames, name) for name in ("shape", "dtype", "__getitem__"))
+
+
+def _check_stack(frames):
+    frames = frames if _is_array_like(frames) else np.asarray(frames)
+    ndim = len(frames.shape)
+    if ndim not in (3, 4) or (ndim == 4 and frames.shape[-1] not in (1, 3, 4)):
         raise ImageError(
             f"Expected frames of shape (T, H, W) or (T, H, W, C) with C = 1, 3 or 4; got "
             f"{frames.shape}. Move the channel axis last and the time or z axis first.")
     if frames.shape[0] < 1 or frames.shape[1] < 2 or frames.shape[2] < 2:
         raise ImageError(f"The stack {frames.shape} is empty or its frames are under 2x2 pixels.")
-    if frames.dtype.kind not in "biuf":
+    if np.dtype(frames.dtype).kind not in "biuf":
         raise ImageError(f"Unsupported pixel type {frames.dtype}: use integer, float or bool frames.")
     return frames
 
@@ -55,7 +62,7 @@ class FrameSource:
         """(lo, hi) of the intensity stretch, or None for uint8/bool stacks."""
         if contrast_limits is not None:
             lo, hi = (float(v) for v in contrast_limits)
-        elif self.frames.dtype in (np.uint8, np.bool_):
+        elif np.dtype(self.frames.dtype) in (np.uint8, np.bool_):
             return None
         else:
             picks = np.unique(np.linspace(0, self.num_frames - 1, PERCENTILE_SAMPLE_FRAMES).round())
