@@ -11,7 +11,9 @@ stack, so that a frame's contrast does not change with its content: uint8 as is,
 
 Resizing, as the official video predictor (sam2 1.1.0 ``load_video_frames``): PIL's
 default (bicubic) resize of the uint8 RGB frame straight to S x S (aspect not kept), then
-``/ 255`` in float64, float32, ImageNet mean/std.
+``/ 255`` in float64, float32, ImageNet mean/std.  Those steps map each uint8 value of a
+channel to one float32, so a (3, 256) table of their results gives the same values without
+a float64 image or a transposed copy.
 """
 from __future__ import annotations
 
@@ -56,6 +58,8 @@ class FrameSource:
         self.image_size = int(image_size)
         self.mean = np.asarray(pixel_mean, dtype=np.float32)
         self.std = np.asarray(pixel_std, dtype=np.float32)
+        unit = (np.arange(256) / 255.0).astype(np.float32)  # float64 division, as the official
+        self._table = (unit[None, :] - self.mean[:, None]) / self.std[:, None]  # (3, 256) float32
         self.limits = self._limits(contrast_limits)
 
     def _limits(self, contrast_limits) -> tuple[float, float] | None:
@@ -82,7 +86,8 @@ class FrameSource:
         """Frame ``t`` -> (1, 3, S, S) float32 normalised model input."""
         s = self.image_size
         resized = np.array(Image.fromarray(self.rgb(t)).resize((s, s), Image.BICUBIC))
-        x = (resized / 255.0).astype(np.float32)  # float64 division, as the official loader
-        x = (x - self.mean) / self.std
-        out = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
+        x = np.empty((3, s, s), np.float32)
+        for c in range(3):
+            np.take(self._table[c], resized[..., c], out=x[c])
+        out = torch.from_numpy(x)[None]
         return out.to(device) if device is not None else out
