@@ -2,19 +2,20 @@
 of the SAM 2 networks and the video engine.  Its masks are noise-like: no quality checks."""
 from __future__ import annotations
 
+import dataclasses
+
 from napari_segany.models import registry
-from napari_segany.models.registry import ModelSpec
 
 TINY_HIERA = dict(embed_dim=8, num_heads=1, stages=(1, 1, 2, 1), global_att_blocks=(3,),
                   window_pos_embed_bkg_spatial_size=(4, 4), window_spec=(8, 4, 2, 1))
-TINY_SAM2 = ModelSpec(
-    name="tiny_sam2", family="sam2", task=registry.PROMPTABLE,
+#: The registered Hiera-T spec (preprocessing, logit clamp, everything defaults...) with a
+#: tiny network, no file and no URL.
+TINY_SAM2 = dataclasses.replace(
+    registry.get_spec("sam2.1_hiera_t"), name="tiny_sam2",
     builder="napari_segany.models.sam2.build:build_sam2",
     builder_kwargs=dict(hiera=TINY_HIERA, image_size=128), input_size=128,
-    file_name="tiny_sam2.pt", license="Apache-2.0 (test weights)", checkpoint_format="state_dict",
-    key_mapper="napari_segany.models.sam2.keys:map_sam2_keys", preprocessing="stretch_antialias",
-    pixel_mean=registry.IMAGENET_MEAN_01, pixel_std=registry.IMAGENET_STD_01,
-    description="Tiny SAM 2 for tests (random weights)",
+    file_name="tiny_sam2.pt", urls=(), sha256=None, license="Apache-2.0 (test weights)",
+    checkpoint_format="state_dict", description="Tiny SAM 2 for tests (random weights)",
 )
 
 

@@ -17,6 +17,7 @@ import torch
 
 import napari_segany as nsa
 from _everything import RANDOM_WEIGHTS, cells_image, load_random_yolo
+from _sam2_tiny import load_tiny_sam2
 from napari_segany.engine import torch_state
 from napari_segany.engine.embeddings import encode_blocking
 from napari_segany.engine.images import to_uint8_rgb
@@ -27,6 +28,11 @@ GRID = dict(points_per_side=4, points_per_batch=4, **RANDOM_WEIGHTS)  # 4 batche
 @pytest.fixture(scope="module")
 def detector():
     return load_random_yolo("mobilesamv2_objectaware")
+
+
+@pytest.fixture(scope="module")
+def tiny_sam2():
+    return load_tiny_sam2()
 
 
 def _embed(tiny_sam, image):
@@ -67,6 +73,15 @@ JOBS = {
 }
 
 
+def _video(tiny_sam2, image):
+    predictor = nsa.VideoPredictor(tiny_sam2, ram_frames=1)  # spills: the spill store runs too
+    state = predictor.init_state(np.stack([image] * 4))
+    predictor.add_new_points_or_box(state, 1, 1, points=[[40, 30]], labels=[1])
+    predictor.add_new_mask(state, 1, 2, image > image.mean())
+    predictor.propagate(state, both_directions=True)
+    state.close()
+
+
 def _check_unchanged(job):
     torch.set_num_threads(2)
     before = torch_state.snapshot()
@@ -79,6 +94,30 @@ def _check_unchanged(job):
 def test_sam_jobs_leave_torch_settings_alone(name, tiny_sam):
     image = cells_image()
     _check_unchanged(lambda: JOBS[name](tiny_sam, image))
+
+
+@pytest.mark.parametrize("name", list(JOBS))
+def test_sam2_jobs_leave_torch_settings_alone(name, tiny_sam2):
+    image = cells_image()
+    _check_unchanged(lambda: JOBS[name](tiny_sam2, image))
+
+
+def _memory(tiny_sam2, image):
+    seed = np.zeros(image.shape, np.uint8)
+    seed[20:40, 20:40], seed[50:70, 60:90] = 1, 2
+    result = nsa.propagate_memory(np.stack([image] * 3), seed, 1, tiny_sam2, ram_frames=1)
+    result.session.add_points(2, 1, points=[[30, 30]], labels=[1])
+    result.session.propagate(direction="forward")
+    result.session.close()
+
+
+def test_sam2_video_jobs_leave_torch_settings_alone(tiny_sam2, detector):
+    image = cells_image()
+    _check_unchanged(lambda: _video(tiny_sam2, image))
+    _check_unchanged(lambda: _memory(tiny_sam2, image))
+    _check_unchanged(lambda: nsa.segment_everything(
+        image, tiny_sam2, "object_aware", detector=detector, points_per_batch=2, conf=0.0,
+        max_det=8))
 
 
 def test_object_aware_and_fastsam_leave_torch_settings_alone(tiny_sam, detector, random_fastsam):

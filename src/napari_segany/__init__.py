@@ -1,4 +1,4 @@
-"""napari-segany: the Segment Anything family (SAM, MobileSAM, EfficientSAM, FastSAM,
+"""napari-segany: the Segment Anything family (SAM, MobileSAM, EfficientSAM, SAM 2, FastSAM,
 MobileSAMv2) for microscopy, in pure PyTorch, as a napari plugin and a scripting API.
 
 The scripting API is imported lazily and never imports Qt or napari::
@@ -50,6 +50,10 @@ _API = {
     "StopRules": "napari_segany.engine.propagation",
     "VideoPredictor": "napari_segany.engine.video",
     "VideoMasks": "napari_segany.engine.video",
+    "MemorySession": "napari_segany.engine.propagation",
+    "iter_propagate_memory": "napari_segany.engine.propagation",
+    "propagate_memory": "napari_segany.engine.propagation",
+    "MemoryPropagationResult": "napari_segany.engine.propagation",
     # embeddings: in-memory cache, on-disk store, large images
     "Embedding": "napari_segany.engine.embeddings",
     "EmbeddingCache": "napari_segany.engine.embeddings",
@@ -86,6 +90,7 @@ _API = {
     "WeightsNotFoundError": "napari_segany.engine.errors",
     "PromptError": "napari_segany.engine.errors",
     "ImageError": "napari_segany.engine.errors",
+    "EmbeddingError": "napari_segany.engine.errors",
 }
 
 __all__ = ["__version__", *_API]

@@ -1,10 +1,16 @@
 """Parity of our SAM 2.1 Hiera-T with the official ``SAM2ImagePredictor`` (sam2 1.1.0).
 
-Driver (engine-free, what phase 2's ``Predictor`` will do): the registry's transform
-(``stretch_antialias``: /255, antialiased bilinear stretch to 1024, ImageNet mean/std;
-prompts x / W * 1024), ``model.encode`` once per image, ``model.decode`` per run, logits
-bilinear straight to (H, W), returned low-res logits clamped to [-32, 32] as the official
-``predict``.  Every array of the README's image case is compared.
+Two drivers on the same features (the 1024 x 1024 encoder runs once per image, in the
+module-scoped ``encoded`` fixture, through ``Predictor.encode``: the registry's transform
+``stretch_antialias`` then ``model.encode``):
+
+* the network alone: ``model.decode`` per run, prompts through the transform (x / W * 1024),
+  logits bilinear straight to (H, W), returned low-res logits clamped to [-32, 32] as the
+  official ``predict``;
+* ``napari_segany.Predictor`` (from ``predictor_for``), exactly as a user calls it:
+  ``predict(point_coords, point_labels, box, multimask_output, return_logits=True)``.
+
+Every array of the README's image case is compared, for every run, by both drivers.
 """
 from __future__ import annotations
 
@@ -13,7 +19,9 @@ import pytest
 import torch
 from PIL import Image
 
+import napari_segany as nsa
 from _sam2_case import load_case_model, load_npz, max_abs
+from napari_segany.engine.images import to_uint8_rgb
 from napari_segany.engine.interactive.transforms import transform_for
 from napari_segany.models.sam2.keys import map_sam2_keys
 
@@ -36,15 +44,29 @@ def case(parity_dir):
 
 
 @pytest.fixture(scope="module")
-def encoded(model, parity_dir):
-    """image name -> (features, (H, W)); the 1024 x 1024 encoder runs once per image."""
-    transform = transform_for(model.spec)
+def images(parity_dir):
+    return {name: np.array(Image.open(parity_dir / "images" / file).convert("RGB"))
+            for name, file in IMAGES.items()}
+
+
+@pytest.fixture(scope="module")
+def encoded(model, images):
+    """image name -> its Embedding (three levels); the 1024^2 encoder runs once per image."""
+    predictor = nsa.Predictor(model)
+    return {name: predictor.encode(image) for name, image in images.items()}
+
+
+@pytest.fixture(scope="module")
+def predictors(model, images, encoded):
+    """image name -> the Predictor a user gets for it, on the shared embedding (set_image
+    would encode ``to_uint8_rgb(image)``, which is the image itself for uint8 RGB)."""
     out = {}
-    for name, file in IMAGES.items():
-        image = np.array(Image.open(parity_dir / "images" / file).convert("RGB"))
-        x, _ = transform.to_model_input(image)
-        with torch.inference_mode():
-            out[name] = (model.encode(x), image.shape[:2])
+    for name, image in images.items():
+        predictor = nsa.predictor_for(model, image.shape)
+        assert type(predictor) is nsa.Predictor
+        assert np.array_equal(to_uint8_rgb(image), image)
+        predictor.set_embedding(encoded[name])
+        out[name] = predictor
     return out
 
 
@@ -66,7 +88,7 @@ def predict(model, features, hw, npz, prefix):
 
 @pytest.mark.parametrize("image", IMAGES)
 def test_image_features(encoded, case, image):
-    features, hw = encoded[image]
+    features, hw = encoded[image].levels, encoded[image].original_size
     assert tuple(case[f"{image}__orig_hw"]) == hw
     # README: "image_embed (float16 storage, max rounding 0.00391): atol = 0.006"
     assert max_abs(features[0], case[f"{image}__image_embed"]) <= 0.006
@@ -87,9 +109,48 @@ def _check_masks(full: np.ndarray, case: dict, prefix: str) -> None:
 @pytest.mark.parametrize("image", IMAGES)
 @pytest.mark.parametrize("run", RUNS)
 def test_predict_run(model, encoded, case, image, run):
-    features, hw = encoded[image]
     prefix = f"{image}__{run}"
-    full, iou, low = predict(model, features, hw, case, prefix)
+    full, iou, low = predict(model, encoded[image].levels, encoded[image].original_size, case,
+                             prefix)
+    _check_run(full, iou, low, case, prefix)
+
+
+@pytest.mark.parametrize("image", IMAGES)
+@pytest.mark.parametrize("run", RUNS)
+def test_predictor_run(predictors, case, image, run):
+    """The same run through ``napari_segany.Predictor.predict`` (original-pixel prompts)."""
+    prefix = f"{image}__{run}"
+    get = lambda key: case.get(f"{prefix}__{key}")  # noqa: E731
+    full, iou, low = predictors[image].predict(
+        point_coords=get("point_coords"), point_labels=get("point_labels"), box=get("box"),
+        multimask_output=bool(get("multimask_output")), return_logits=True)
+    assert full.dtype == np.float32 and np.abs(low).max() <= LOW_RES_LIMIT
+    _check_run(full, iou, low, case, prefix)
+    masks, _, _ = predictors[image].predict(
+        point_coords=get("point_coords"), point_labels=get("point_labels"), box=get("box"),
+        multimask_output=bool(get("multimask_output")))
+    assert masks.dtype == bool and np.array_equal(masks, full > 0)
+
+
+def test_predict_torch_batches_prompts_in_the_model_frame(predictors, case):
+    """``predict_torch`` (as SamPredictor: prompts already in the 1024 frame, B sets at once)
+    gives ``predict``'s outputs, low-res logits clamped the same way."""
+    predictor, prefix = predictors["cell"], "cell__boxpt_mm"
+    coords = predictor.transform.apply_coords_torch(
+        torch.as_tensor(case[f"{prefix}__point_coords"]), predictor.original_size)
+    box = predictor.transform.apply_boxes_torch(torch.as_tensor(case[f"{prefix}__box"]),
+                                                predictor.original_size)
+    labels = torch.as_tensor(case[f"{prefix}__point_labels"])
+    masks, iou, low = predictor.predict_torch(coords[None].expand(2, -1, -1),
+                                              labels[None].expand(2, -1), box.expand(2, -1),
+                                              return_logits=True)
+    assert masks.shape == (2, 3, 660, 550) and low.abs().max() <= LOW_RES_LIMIT
+    # README: "low_res_logits: atol = 0.0002", "iou_predictions: atol = 1e-05"
+    assert max_abs(low[1], case[f"{prefix}__low_res_logits"]) <= 2e-4
+    assert max_abs(iou[1], case[f"{prefix}__iou_predictions"]) <= 1e-5
+
+
+def _check_run(full, iou, low, case, prefix):
     assert low.shape == case[f"{prefix}__low_res_logits"].shape
     # README: "low_res_logits: atol = 0.0002", "iou_predictions: atol = 1e-05",
     # "mask_logits_sub8: atol = 0.0001"

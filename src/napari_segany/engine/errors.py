@@ -22,5 +22,9 @@ class ImageError(SegAnyError, ValueError):
     """An image the models cannot take (wrong dimensions, NaN, empty)."""
 
 
+class EmbeddingError(SegAnyError, ValueError):
+    """An image embedding that does not fit the model decoding it (e.g. missing levels)."""
+
+
 class Cancelled(SegAnyError):
     """A long run was cancelled by the user; nothing was written."""

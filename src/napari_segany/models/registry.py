@@ -61,6 +61,14 @@ class ModelSpec:
     single_mask_from_multimask: bool = False
     description: str = ""
     download_hint: str = ""  # where to get the file when there is no direct URL
+    #: The official image predictor returns its low-res logits clamped to +-this (SAM 2:
+    #: 32), and they go back as ``mask_input`` so; None: unclamped (SAM).  Masks are always
+    #: upsampled from the unclamped logits.
+    low_res_logit_limit: float | None = None
+    #: Everything-mode parameters where the family's official generator differs from SAM's
+    #: defaults, per method (SAM 2's generator: ``{"grid": {"pred_iou_thresh": 0.8}}``); a
+    #: user's parameters override them.
+    everything_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Settings read from the official file that tell this model's file from its siblings
     #: built by the same builder (ultralytics: ``has_proto``, ``scale``).  Only used to name
     #: the right model when a file is given to the wrong one.
@@ -101,6 +109,12 @@ _SAM2_MAPPER = "napari_segany.models.sam2.keys:map_sam2_keys"
 _SAM2_BUILD = "napari_segany.models.sam2.build:build_sam2_hiera_"
 
 
+#: SAM 2's image predictor clamps the low-res logits it returns (``SAM2ImagePredictor.predict``).
+SAM2_LOW_RES_LOGIT_LIMIT = 32.0
+#: SAM2AutomaticMaskGenerator's defaults that differ from SamAutomaticMaskGenerator's.
+SAM2_EVERYTHING_DEFAULTS = {"grid": {"pred_iou_thresh": 0.8}}
+
+
 def _sam2(size: str, builder: str, file: str, description: str) -> ModelSpec:
     """A SAM 2.1 spec: the official file is ``{'model': state_dict}`` (unwrapped by the key
     mapper); no sha256 is published by the authors, so ``sha256`` stays None until the
@@ -110,6 +124,7 @@ def _sam2(size: str, builder: str, file: str, description: str) -> ModelSpec:
         file_name=file, urls=(_SAM2_URL + file,), license="Apache-2.0",
         checkpoint_format="state_dict", key_mapper=_SAM2_MAPPER, preprocessing="stretch_antialias",
         pixel_mean=IMAGENET_MEAN_01, pixel_std=IMAGENET_STD_01, description=description,
+        low_res_logit_limit=SAM2_LOW_RES_LOGIT_LIMIT, everything_defaults=SAM2_EVERYTHING_DEFAULTS,
     )
 
 _SPECS = (

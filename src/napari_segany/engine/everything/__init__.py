@@ -77,9 +77,10 @@ def iter_segment_everything(image, model, method: str = "grid", detector=None,
 
 def _grid(predictor, rgb, embedding, params, cancel=None):
     from .grid import GridParams, iter_grid
+    from .methods import with_model_defaults
     from .small_regions import postprocess_small_regions
 
-    p = GridParams.from_kwargs(**params)
+    p = GridParams.from_kwargs(**with_model_defaults("grid", predictor.spec, params))
     data, n_prompts = yield from iter_grid(predictor, rgb, p, embedding, cancel)
     if p.min_mask_region_area > 0 and len(data):
         data = postprocess_small_regions(data, p.min_mask_region_area,
@@ -88,12 +89,13 @@ def _grid(predictor, rgb, embedding, params, cancel=None):
 
 
 def _object_aware(predictor, rgb, detector, embedding, params, cancel=None):
+    from .methods import with_model_defaults
     from .object_aware import ObjectAwareParams, iter_object_aware
 
     if detector is None:
         raise ValueError("method='object_aware' needs detector= (the MobileSAMv2 ObjectAwareModel.pt "
                          "path, or a model from load_model('mobilesamv2_objectaware', checkpoint=...)).")
-    p = ObjectAwareParams.from_kwargs(**params)
+    p = ObjectAwareParams.from_kwargs(**with_model_defaults("object_aware", predictor.spec, params))
     return (yield from iter_object_aware(predictor, rgb, as_detector(detector), p, embedding,
                                          cancel))
 

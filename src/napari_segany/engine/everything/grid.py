@@ -35,7 +35,10 @@ DECODE_STEP = 8
 
 @dataclass
 class GridParams:
-    """SamAutomaticMaskGenerator's parameters, with its defaults."""
+    """SamAutomaticMaskGenerator's parameters, with its defaults.  A model family whose
+    official generator has other defaults sets them in its spec (SAM 2:
+    ``pred_iou_thresh`` 0.8, :func:`.methods.with_model_defaults`); the algorithm is the
+    same (SAM2AutomaticMaskGenerator without ``use_m2m``, its default)."""
 
     points_per_side: int = 32
     points_per_batch: int = 64

@@ -74,6 +74,14 @@ def checked_params(cls, method: str, kwargs: dict):
     return cls(**kwargs)
 
 
+def with_model_defaults(method: str, spec, params: dict) -> dict:
+    """``params`` over the model family's defaults for ``method`` (``ModelSpec.
+    everything_defaults``: where its official generator differs from SAM's, e.g. SAM 2's
+    ``pred_iou_thresh`` 0.8 instead of 0.88); the user's values win."""
+    family = dict(getattr(spec, "everything_defaults", {}).get(method, {}))
+    return {**family, **params}
+
+
 def check_params(method: str, params: dict) -> None:
     """Raise ValueError for parameters ``method`` does not have (before any model loads)."""
     params_class(method).from_kwargs(**params)

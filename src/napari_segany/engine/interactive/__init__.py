@@ -16,7 +16,7 @@ from .commit import MaxLabelTracker, commit_mask, paint_preview
 from .fastsam import FastSAMPredictor
 from .masks import ObjectMask, crop_to_bbox
 from .objects import ObjectPrompt, group_prompts
-from .predictor import Logits, Predictor
+from .predictor import Logits, Predictor, returned_logits
 from .protocol import Decoded, ImagePredictor, PromptablePredictor
 from .prompts import box_to_rectangle, fit_prompts, rc_to_xy, rectangle_to_box, xy_to_rc
 from .session import InteractiveSession
@@ -25,4 +25,5 @@ from .transforms import transform_for
 __all__ = ["Decoded", "FastSAMPredictor", "ImagePredictor", "InteractiveSession", "Logits",
            "MaxLabelTracker", "ObjectMask", "ObjectPrompt", "Predictor", "PromptablePredictor",
            "box_to_rectangle", "commit_mask", "crop_to_bbox", "fit_prompts", "group_prompts",
-           "paint_preview", "rc_to_xy", "rectangle_to_box", "transform_for", "xy_to_rc"]
+           "paint_preview", "rc_to_xy", "rectangle_to_box", "returned_logits", "transform_for",
+           "xy_to_rc"]

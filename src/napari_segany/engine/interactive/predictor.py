@@ -12,6 +12,12 @@ interface (:mod:`.protocol`) the session and the widgets use.
 The image embedding is an :class:`~..embeddings.Embedding` (one or several feature levels);
 :meth:`Predictor.encode` computes one without changing the predictor, so that a worker can
 compute it and a cache keep it.
+
+Low-res logits: SAM 2's official ``predict`` returns them clamped to +-32
+(``ModelSpec.low_res_logit_limit``, :func:`returned_logits`) while its masks come from the
+unclamped ones; :meth:`Predictor.predict` and :meth:`Predictor.predict_torch` do the same, and
+a refinement feeds the clamped logits back as ``mask_input``, as a user of the official
+predictor would.
 """
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ import numpy as np
 import torch
 
 from ..embeddings import Embedding
-from ..errors import PromptError
+from ..errors import EmbeddingError, PromptError
 from ..images import to_uint8_rgb
 from .masks import BBox, crop_to_bbox
 from .prompts import check_box, check_points
@@ -86,11 +92,20 @@ class Predictor:
             if original_size is None:
                 raise ValueError("set_embedding(tensor, original_size): give the image size.")
             embedding = Embedding(embedding, original_size)
+        self._check_levels(embedding)
         self.embedding = embedding.to(self.device)
         self.features = self.embedding.features
         self.original_size = self.embedding.original_size
         self.input_size = self.embedding.input_size or self.transform.input_size(self.original_size)
         self.is_image_set = True
+
+    def _check_levels(self, embedding: Embedding) -> None:
+        needed = int(getattr(self.model, "feature_levels", 1))
+        if len(embedding.levels) != needed:
+            raise EmbeddingError(
+                f"{self.spec.name} decodes with {needed} feature level(s) but this embedding "
+                f"has {len(embedding.levels)}: compute it with this model "
+                "(Predictor.encode or set_image) and pass the whole Embedding, not one tensor.")
 
     def get_image_embedding(self) -> torch.Tensor:
         """The (1, C, h, w) embedding of the current image (its main level)."""
@@ -124,7 +139,8 @@ class Predictor:
         ``mask_input`` (SAM's refinement), where the model takes a mask prompt."""
         mask_input = None
         if previous is not None and self.spec.supports_mask_input:
-            mask_input = previous.low_res[0, min(candidate, previous.low_res.shape[1] - 1)]
+            low_res = previous.low_res[0, min(candidate, previous.low_res.shape[1] - 1)]
+            mask_input = returned_logits(self.spec, low_res)
         return Logits(*self.decode_lowres(point_coords, point_labels, box, mask_input,
                                           multimask_output))
 
@@ -135,17 +151,22 @@ class Predictor:
 
     def predict(self, point_coords=None, point_labels=None, box=None, mask_input=None,
                 multimask_output: bool = True, return_logits: bool = False):
-        """Decode one prompt set. Returns numpy ``(masks (C, H, W), scores (C,), low_res (C, h, w))``.
+        """Decode one prompt set (x, y pixels of the image). Returns numpy ``(masks (C, H, W),
+        scores (C,), low_res (C, h, w))``.
 
         ``masks`` are bool (logits > 0) unless ``return_logits``; C = 3 if multimask_output else 1.
+        ``low_res`` are the logits to pass back as ``mask_input`` (clamped for SAM 2, whose
+        masks still come from the unclamped logits, as its official ``predict``).
         """
         low_res, iou = self.decode_lowres(point_coords, point_labels, box, mask_input, multimask_output)
         masks = self.upsample(low_res, return_logits=return_logits)
+        low_res = returned_logits(self.spec, low_res)
         return (masks[0].cpu().numpy(), iou[0].float().cpu().numpy(), low_res[0].float().cpu().numpy())
 
     def decode_lowres(self, point_coords=None, point_labels=None, box=None, mask_input=None,
                       multimask_output: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """Validate one prompt set in original pixels and decode it: (1, C, h, w) logits, (1, C)."""
+        """Validate one prompt set in original pixels and decode it: (1, C, h, w) logits
+        (unclamped: :func:`returned_logits` gives what ``predict`` returns), (1, C) IoUs."""
         self._require_image()
         coords, labels = check_points(point_coords, point_labels, self.original_size)
         box = check_box(box, self.original_size)
@@ -166,14 +187,16 @@ class Predictor:
         """Batched prompts already in the model-input frame (see ``transform.apply_coords_torch``).
 
         point_coords (B, N, 2), point_labels (B, N), boxes (B, 4), mask_input (B, 1, h, w).
-        Returns torch ``(masks (B, C, H, W), iou (B, C), low_res (B, C, h, w))``.
+        Returns torch ``(masks (B, C, H, W), iou (B, C), low_res (B, C, h, w))`` (low_res as
+        in :meth:`predict`).
         """
         self._require_image()
         if mask_input is not None and not self.spec.supports_mask_input:
             raise PromptError(f"{self.spec.name} takes no mask prompt (mask_input); leave it None.")
         low_res, iou = self.decode_batch(point_coords, point_labels, boxes, mask_input,
                                          multimask_output)
-        return self.upsample(low_res, return_logits=return_logits), iou, low_res
+        masks = self.upsample(low_res, return_logits=return_logits)
+        return masks, iou, returned_logits(self.spec, low_res)
 
     def upsample(self, low_res: torch.Tensor, return_logits: bool = False) -> torch.Tensor:
         """(..., h, w) low-res logits -> (..., H, W) logits or bool masks at the original size."""
@@ -216,3 +239,11 @@ class Predictor:
     def _require_image(self) -> None:
         if not self.is_image_set:
             raise RuntimeError("No image is set: call set_image(image) first.")
+
+
+def returned_logits(spec, low_res: torch.Tensor) -> torch.Tensor:
+    """Low-res logits (..., h, w) as the model's official predictor returns them and takes
+    them back as ``mask_input``: clamped to +-``spec.low_res_logit_limit`` (SAM 2: 32),
+    unchanged for models without a limit (SAM)."""
+    limit = getattr(spec, "low_res_logit_limit", None)
+    return low_res if limit is None else low_res.clamp(-limit, limit)

@@ -29,9 +29,9 @@ import torch
 
 from . import upsample as propagation_upsample
 from ..embeddings import EmbeddingCache, normalisation_key
-from ..errors import Cancelled, ImageError
+from ..errors import Cancelled, CheckpointError, ImageError
 from ..images import to_uint8_rgb
-from ..interactive import crop_to_bbox
+from ..interactive import crop_to_bbox, returned_logits
 from ..progress import Job, Progress, run
 from .prefetch import EmbeddingPrefetcher, SliceStack
 from .prompts import (
@@ -202,8 +202,9 @@ class Track:
         if reason == EMPTY and not self.rules.stop_on_empty:
             status = SKIPPED
         report = SliceReport(index, direction, status, float(scores[k]), area, ratio, bbox, crop)
-        if status == OK:
-            self.last, self.last_logits = report, candidates[k].copy()
+        if status == OK:  # fed back as the next slice's mask_input, as the predictor returns it
+            kept = returned_logits(getattr(predictor, "spec", None), low_res[0, k])
+            self.last, self.last_logits = report, kept.float().cpu().numpy()
         return report
 
 
@@ -268,8 +269,12 @@ def _check_seed(seed_mask, stack: SliceStack, seed: int) -> np.ndarray:
 
 
 def _predictor_for(model):
-    """A Predictor of our own (the caller's keeps its image), or a stand-in as given."""
+    """A predictor of our own (the caller's keeps its image) from the one rule
+    (:func:`~..tiling.predictor_for`, whole slices), or a stand-in as given.  Propagation
+    decodes low-res logits of a prompt decoder: FastSAM, whose prompts select among its
+    masks, is refused."""
     from ..interactive import Predictor
+    from ..tiling import predictor_for
 
     if isinstance(model, str):
         from ..weights import load_model
@@ -278,7 +283,13 @@ def _predictor_for(model):
     if type(model) is Predictor:
         model = model.model
     if isinstance(model, torch.nn.Module):
-        return Predictor(model)
+        predictor = predictor_for(model)
+        if not isinstance(predictor, Predictor):
+            raise CheckpointError(
+                f"{model.spec.name} cannot propagate: its prompts select among the masks of one "
+                "pass, with no mask to carry to the next slice. Choose a promptable model (SAM, "
+                "MobileSAM, EfficientSAM, SAM 2) for propagation.")
+        return predictor
     if not all(hasattr(model, name) for name in ("decode_lowres", "upsample", "set_embedding", "encode")):
         raise TypeError(f"model must be a loaded model, its name or a Predictor; got {type(model).__name__}.")
     return model

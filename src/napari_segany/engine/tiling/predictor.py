@@ -38,7 +38,7 @@ from ..embeddings import (
 )
 from ..errors import PromptError
 from ..images import auto_contrast, to_uint8_rgb, validate_image
-from ..interactive import crop_to_bbox, Predictor
+from ..interactive import crop_to_bbox, Predictor, returned_logits
 from ..interactive.prompts import check_box, check_points
 from ..progress import Job, Progress
 from .grid import Box, TileGrid, intersect, prompt_box
@@ -197,7 +197,7 @@ class TiledPredictor:
         with self._lock:
             if single is not None:
                 window = self.grid.window(*single)
-                mask_input = _feedback(previous, candidate, single, self.spec.supports_mask_input)
+                mask_input = _feedback(previous, candidate, single, self.spec)
                 part = self._decode_tile(single, window, window, coords, labels, box,
                                          mask_input, multimask_output)
                 return TiledLogits([part])
@@ -303,12 +303,13 @@ class TiledPredictor:
             raise RuntimeError("No image is set: call set_image(image) first.")
 
 
-def _feedback(previous: TiledLogits | None, candidate: int, tile, supports: bool):
-    """The low-res logits to feed back, only from the same single tile."""
-    if previous is None or not supports or previous.tiles != (tile,):
+def _feedback(previous: TiledLogits | None, candidate: int, tile, spec):
+    """The low-res logits to feed back, only from the same single tile (clamped as the
+    model's predictor returns them, :func:`~..interactive.predictor.returned_logits`)."""
+    if previous is None or not spec.supports_mask_input or previous.tiles != (tile,):
         return None
     low = previous.parts[0].low_res
-    return low[0, min(candidate, low.shape[1] - 1)]
+    return returned_logits(spec, low[0, min(candidate, low.shape[1] - 1)])
 
 
 def _union(boxes: list[Box]) -> Box:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .predictor import VideoPredictor
-from .result import VideoMasks
+from .result import VideoMasks, frame_labels
 from .state import VideoState
 
-__all__ = ["VideoMasks", "VideoPredictor", "VideoState"]
+__all__ = ["VideoMasks", "VideoPredictor", "VideoState", "frame_labels"]

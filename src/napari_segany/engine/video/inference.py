@@ -38,7 +38,7 @@ def _conditioned_features(model: Sam2, state: VideoState, obj_id: int, frame_idx
     memories = []
     for t_pos, t in track.select_memories(frame_idx, reverse, model.num_maskmem):
         out = bank.load(obj_id, t, track.cond[t] if t_pos == 0 else track.non_cond[t])
-        memories.append(Memory(t_pos, out.maskmem.to(device), state.maskmem_pos))
+        memories.append(Memory(t_pos, out.maskmem.to(device), state.memory_pos(model, t_pos)))
     pointers, max_distance = track.select_pointers(
         frame_idx, reverse, state.num_frames, model.max_obj_ptrs_in_encoder)
     return with_memory(model, feats, memories, [(d, out.obj_ptr) for d, out in pointers],

@@ -38,11 +38,7 @@ class MaskCollector:
 
     def add(self, frame_idx: int, logits: np.ndarray) -> None:
         """logits (n_obj, 1, H, W) float -> the frame's labels."""
-        logits = logits[:, 0]
-        ids = np.asarray(self.obj_ids, dtype=self.dtype)
-        best = np.argmax(logits, axis=0)
-        present = np.take_along_axis(logits, best[None], axis=0)[0] > 0
-        self._labels[frame_idx] = np.where(present, ids[best], 0).astype(self.dtype)
+        self._labels[frame_idx] = frame_labels(logits, self.obj_ids, self.dtype)
 
     def result(self, height: int, width: int) -> VideoMasks:
         frames = np.array(sorted(self._labels), dtype=np.int64)
@@ -50,3 +46,15 @@ class MaskCollector:
         for i, t in enumerate(frames):
             labels[i] = self._labels[int(t)]
         return VideoMasks(frames, self.obj_ids, labels)
+
+
+def frame_labels(logits: np.ndarray, obj_ids, dtype=None) -> np.ndarray:
+    """One frame's logits (n_obj, 1, H, W) -> (H, W) labels: each pixel the id of the object
+    with the highest positive logit there, 0 where none is positive (the rule of every
+    label result of a video propagation).  ``dtype``: default the smallest for the ids."""
+    dtype = np.min_scalar_type(max(obj_ids, default=1)) if dtype is None else dtype
+    logits = logits[:, 0]
+    ids = np.asarray(obj_ids, dtype=dtype)
+    best = np.argmax(logits, axis=0)
+    present = np.take_along_axis(logits, best[None], axis=0)[0] > 0
+    return np.where(present, ids[best], 0).astype(dtype)

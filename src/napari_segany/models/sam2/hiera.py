@@ -145,6 +145,7 @@ class Hiera(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, embed_dim, *window_pos_embed_bkg_spatial_size))
         self.pos_embed_window = nn.Parameter(
             torch.zeros(1, embed_dim, window_spec[0], window_spec[0]))
+        self._pos_cache: dict = {}  # inference: the last position embedding (not a weight)
         self.blocks = nn.ModuleList()
         stage = 0
         for i in range(sum(stages)):
@@ -160,7 +161,21 @@ class Hiera(nn.Module):
         self.channel_list = [self.blocks[i].dim_out for i in self.stage_ends[::-1]]
 
     def _pos_embed(self, h: int, w: int) -> Tensor:
-        """(1, h, w, C): bicubic background table + the window table tiled over the grid."""
+        """(1, h, w, C): bicubic background table + the window table tiled over the grid.
+
+        It depends on the weights and (h, w) only, so inference reuses it (a bicubic
+        resize to 256 x 256 costs ~0.15 s per frame on a CPU); the key holds the weights'
+        storage and version, so loading or casting them computes it again."""
+        if torch.is_grad_enabled() and self.pos_embed.requires_grad:
+            return self._pos_embed_uncached(h, w)  # training: keep the autograd graph
+        key = (h, w) + tuple((p.data_ptr(), p.dtype, p.device, p._version)
+                             for p in (self.pos_embed, self.pos_embed_window))
+        if self._pos_cache.get("key") != key:
+            with torch.inference_mode(False), torch.no_grad():
+                self._pos_cache = {"key": key, "pos": self._pos_embed_uncached(h, w)}
+        return self._pos_cache["pos"]
+
+    def _pos_embed_uncached(self, h: int, w: int) -> Tensor:
         pos = F.interpolate(self.pos_embed, size=(h, w), mode="bicubic")
         win = self.pos_embed_window
         pos = pos + win.tile([p // q for p, q in zip(pos.shape, win.shape)])

@@ -61,8 +61,13 @@ class RoPEAttention(nn.Module):
         if num_rope != q.shape[-2] and not self.rope_k_repeat:
             raise ValueError("keys and queries differ in length: build with rope_k_repeat=True")
         q = rotate(q, rope)
-        if num_rope > 0:
+        if num_rope == k.shape[-2]:
+            k = rotate(k, rope)
+        elif num_rope > 0 and torch.is_grad_enabled():
             k = torch.cat([rotate(k[:, :, :num_rope], rope), k[:, :, num_rope:]], dim=2)
+        elif num_rope > 0:  # inference: the spatial keys rotated in place, no 28k-token copy
+            k = k.contiguous()
+            k[:, :, :num_rope] = rotate(k[:, :, :num_rope], rope)
         out = F.scaled_dot_product_attention(q, k, v)
         return self.out_proj(out.transpose(1, 2).flatten(2))
 
@@ -83,11 +88,12 @@ class MemoryAttentionLayer(nn.Module):
         self.norm2 = nn.LayerNorm(d_model)
         self.norm3 = nn.LayerNorm(d_model)
 
-    def forward(self, tgt: Tensor, memory: Tensor, pos: Tensor, num_k_exclude_rope: int) -> Tensor:
+    def forward(self, tgt: Tensor, memory: Tensor, keys: Tensor, num_k_exclude_rope: int) -> Tensor:
+        """keys: ``memory + pos`` (the same for every layer: the caller adds them once)."""
         x = self.norm1(tgt)
         tgt = tgt + self.self_attn(x, x, x)
         x = self.norm2(tgt)
-        tgt = tgt + self.cross_attn_image(x, memory + pos, memory, num_k_exclude_rope)
+        tgt = tgt + self.cross_attn_image(x, keys, memory, num_k_exclude_rope)
         x = self.norm3(tgt)
         return tgt + self.linear2(F.relu(self.linear1(x)))
 
@@ -109,6 +115,7 @@ class MemoryAttention(nn.Module):
         memory_pos (B, M, kv_in_dim), the last ``num_obj_ptr_tokens`` being object pointers.
         Returns the memory-conditioned tokens (B, h*w, C)."""
         x = curr + 0.1 * curr_pos
+        keys = memory + memory_pos  # once per frame, not per layer (28k tokens)
         for layer in self.layers:
-            x = layer(x, memory, memory_pos, num_obj_ptr_tokens)
+            x = layer(x, memory, keys, num_obj_ptr_tokens)
         return self.norm(x)

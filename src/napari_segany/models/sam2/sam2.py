@@ -45,6 +45,7 @@ class Sam2(nn.Module):
 
     mask_threshold: float = 0.0
     supports_mask_input: bool = True
+    feature_levels: int = 3  # encode() returns (image_embed, high_res_0, high_res_1)
 
     def __init__(self, image_encoder: ImageEncoder, memory_attention: MemoryAttention,
                  memory_encoder: MemoryEncoder, mask_decoder: Sam2MaskDecoder,

@@ -39,11 +39,20 @@ class Memory(NamedTuple):
 
     t_pos: 0 for conditioning frames, 1..num_maskmem-1 for the recent frames (the most
     recent has num_maskmem - 1); features (B, 64, h, w) (stored in bfloat16 by the official
-    predictor: any float dtype); pos (1 or B, 64, h, w)."""
+    predictor: any float dtype); pos (1, h*w, 64) its position tokens, the time encoding of
+    ``t_pos`` included (:func:`memory_pos_tokens`: the same for every frame, so callers
+    keep them)."""
 
     t_pos: int
     features: Tensor
     pos: Tensor
+
+
+def memory_pos_tokens(model: Sam2, maskmem_pos: Tensor, t_pos: int) -> Tensor:
+    """(1, h*w, 64) position tokens of a spatial memory at ``t_pos``: the memory encoder's
+    sine map ``maskmem_pos`` (1 or B, 64, h, w) plus the learned time encoding."""
+    tpos = model.maskmem_tpos_enc[model.num_maskmem - t_pos - 1].view(1, 1, -1)
+    return maskmem_pos[:1].flatten(2).transpose(1, 2) + tpos
 
 
 def _upsample(masks: Tensor, size: int) -> Tensor:
@@ -122,8 +131,7 @@ def with_memory(model: Sam2, feats: FrameFeatures, memories: Sequence[Memory],
     tokens, pos = [], []
     for mem in memories:
         tokens.append(mem.features.float().flatten(2).transpose(1, 2).expand(b, -1, -1))
-        tpos = model.maskmem_tpos_enc[model.num_maskmem - mem.t_pos - 1].view(1, 1, -1)
-        pos.append(mem.pos.flatten(2).transpose(1, 2).expand(b, -1, -1) + tpos)
+        pos.append(mem.pos.expand(b, -1, -1))
     num_ptr_tokens = 0
     if pointers:
         distances = torch.tensor([d for d, _ in pointers], device=feats.vision.device)
