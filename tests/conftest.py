@@ -35,18 +35,46 @@ def synth(parity_dir):
     return _load_synth()
 
 
+#: Synthesized weights kept between tests, in bytes: the small cases are asked for by many
+#: modules; ViT-L / ViT-H (1.2 / 2.5 GB) are made again when needed rather than held all along
+#: (holding every case lifted the suite's peak RSS above 6 GB).
+SYNTH_CACHE_BYTES = 800e6
+
+
 @pytest.fixture(scope="session")
 def synth_state_dict(synth, parity_dir):
     """``synth_state_dict(case)`` -> the seed-0 weights of a case in the official key layout."""
-    cache: dict[str, dict] = {}
+    from collections import OrderedDict
+
+    cache: OrderedDict[tuple[str, int], dict] = OrderedDict()
+
+    def nbytes(state: dict) -> int:
+        return sum(t.numel() * t.element_size() for t in state.values() if hasattr(t, "numel"))
 
     def make(case: str, seed: int = 0) -> dict:
-        if (case, seed) not in cache:
-            schema = synth.load_schema(parity_dir / case / "schema.json")
-            cache[(case, seed)] = synth.synth_state_dict(schema, seed=seed)
-        return cache[(case, seed)]
+        key = (case, seed)
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        schema = synth.load_schema(parity_dir / case / "schema.json")
+        state = synth.synth_state_dict(schema, seed=seed)
+        size = nbytes(state)
+        if size <= SYNTH_CACHE_BYTES:
+            cache[key] = state
+            while sum(nbytes(v) for v in cache.values()) > SYNTH_CACHE_BYTES:
+                cache.popitem(last=False)
+        return state
 
     return make
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _free_between_modules():
+    """Models and images of a module's fixtures are released before the next module starts."""
+    yield
+    import gc
+
+    gc.collect()
 
 
 @pytest.fixture(autouse=True, scope="session")

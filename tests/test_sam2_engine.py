@@ -151,8 +151,8 @@ def test_everything_grid_uses_sam2s_defaults_and_object_aware_runs(model, image,
 
     seen = []
     iter_grid = grid.iter_grid
-    monkeypatch.setattr(grid, "iter_grid", lambda p, rgb, params, emb: (seen.append(params),
-                                                                        iter_grid(p, rgb, params, emb))[1])
+    monkeypatch.setattr(grid, "iter_grid", lambda p, rgb, params, *rest: (
+        seen.append(params), iter_grid(p, rgb, params, *rest))[1])
     nsa.segment_everything(image, model, "grid", points_per_side=4)
     assert seen[0].pred_iou_thresh == 0.8 and seen[0].stability_score_thresh == 0.95
     result = nsa.segment_everything(image, model, "grid", points_per_side=4, **RANDOM_WEIGHTS)
