@@ -86,7 +86,7 @@ class RunController(QObject):
     def _request(self) -> Request:
         host = self.host
         method, choice, source = host.method, host.model_choice_wanted(), host.source
-        detector = detector_choice(host.detector_row.path, choice.device)
+        detector = detector_choice(host.detector_row.path, choice.device, choice.precision)
         scope_all = host.scope_combo.currentIndex() == 1 and source.n_leading > 0
         host.cache.backing_store = layer_store(source.layer)  # shared with the other widget
         return Request(
@@ -140,13 +140,14 @@ class RunController(QObject):
             self.queued = False
             self.start()
 
-    def preload(self, name: str, checkpoint: str = "", device: str = "") -> None:
+    def preload(self, name: str, checkpoint: str = "", device: str = "",
+                precision: str = "fp32") -> None:
         """Load a model now (the Load button) in a worker."""
         host = self.host
         if self.busy:
             host.notify("info", "Busy: wait for the current job to finish.")
             return
-        choice = ModelChoice(name, checkpoint, device)
+        choice = ModelChoice(name, checkpoint, device, precision)
         host.status_label.setText(f"Loading {name}…")
         host.model_panel.set_busy(True)
 
@@ -169,7 +170,7 @@ class RunController(QObject):
                 host.model_panel.set_busy(False)
 
         self.model_worker = start_model_load(name, checkpoint or None, device or None,
-                                             where=everything_where,
+                                             where=everything_where, precision=precision,
                                              on_done=alive_only(host, done),
                                              on_error=alive_only(host, failed))
         self.model_worker.finished.connect(finished)

@@ -87,11 +87,14 @@ class SegAnyWidget(ShutsDownWhenClosed, QWidget):
         layer = self.viewer.layers[layer] if isinstance(layer, str) else layer
         self.images.set_labels(layer)
 
-    def set_model(self, name: str, checkpoint=None, device=None, wait: bool = True) -> None:
-        """Load a registry model (in a worker); ``wait`` blocks (events keep flowing)."""
-        self.model_panel.select(name, checkpoint, device)
+    def set_model(self, name: str, checkpoint=None, device=None, wait: bool = True,
+                  precision: str | None = None) -> None:
+        """Load a registry model (in a worker); ``wait`` blocks (events keep flowing).
+        ``precision``: "auto", "fp32" or "bf16" (None: the panel's choice)."""
+        self.model_panel.select(name, checkpoint, device, precision)
         self.model.load(name, str(checkpoint or ""),
-                        device or self.model_panel.device_combo.currentText())
+                        device or self.model_panel.device_combo.currentText(),
+                        self.model_panel.precision)
         if wait:
             self.wait()
 
