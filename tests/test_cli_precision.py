@@ -3,9 +3,12 @@
 value the commands cannot take is refused with a reason."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import tifffile
+import torch
 from _everything import TINY_SAM, cells_image
 
 from napari_segany.cli import main
@@ -140,3 +143,14 @@ def test_batch_with_another_precision_is_not_resumed(image, tmp_path, tiny_file,
     assert precision_of(loaded[0]) == "fp32" and precision_of(loaded[-1]) == "bf16"
     identities = {entry.model for entry in store_entries(out / "embeddings")}
     assert any("|bf16|" in identity for identity in identities)
+
+
+def test_models_says_what_auto_is_here(capsys, monkeypatch):
+    monkeypatch.setattr(engine_precision, "cpu_has_fast_bf16", lambda: True)
+    monkeypatch.setattr(weights, "default_device", lambda: torch.device("cpu"))
+    assert main(["models"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(
+        "--precision auto: bf16 on this machine (cpu;")
+    assert main(["models", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["auto_precision"] == {"device": "cpu",
+                                                                   "precision": "bf16"}
