@@ -43,6 +43,7 @@ def test_bf16_loads_a_bf16_encoder_and_is_remembered(open_widget, small_image, t
     widget.wait()
     model = widget.predictor.model
     assert precision_of(model) == "bf16" and "|bf16|" in model_identity(model)
+    assert "tiny_sam ready on cpu (bf16 encoder)" in widget.status_label.text()
     widget.prompts.add_points([(45, 60)], True)  # a click: the slice embedded in bf16
     widget.wait()
     assert len(widget.cache) == 1
@@ -64,6 +65,9 @@ def test_bf16_loads_a_bf16_encoder_and_is_remembered(open_widget, small_image, t
 def test_everything_dock_reloads_for_another_precision(grid_everything):
     viewer, widget = grid_everything()
     choose(widget.model_panel, "bf16")
+    widget.model_panel.load_button.click()  # Load, as a user would before a run
+    widget.wait()
+    assert widget.status_label.text() == "tiny_sam loaded (bf16 encoder)."
     widget.run()
     first = widget.model
     assert precision_of(first) == "bf16"

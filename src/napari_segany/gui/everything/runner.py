@@ -22,6 +22,7 @@ from .layers import ensure_result_layer
 from .model import choice_problem, everything_where
 from .params import METHOD_TITLES
 from .controls import set_busy, show_progress
+from ..shared.precision_choice import precision_note
 from ..shared.stores import layer_store
 from ..shared.workers import alive_only, start_model_load
 
@@ -153,7 +154,7 @@ class RunController(QObject):
 
         def done(model):
             host.model, host.model_choice = model, choice
-            host.status_label.setText(f"{name} loaded.")
+            host.status_label.setText(f"{name} loaded{precision_note(model)}.")
 
         def failed(exc):
             host.status_label.setText("No model loaded.")

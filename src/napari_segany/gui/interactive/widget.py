@@ -24,6 +24,7 @@ from ...engine.embeddings import EmbeddingCache
 from ...engine.errors import ImageError, SegAnyError
 from ...engine.interactive import ObjectMask, box_to_rectangle
 from ..shared import notify
+from ..shared.precision_choice import precision_note
 from ..shared.qt_helpers import ShutsDownWhenClosed
 from ..shared.workers import alive_only, process_events_until
 from .controls import add_panels, build_controls
@@ -312,7 +313,8 @@ class SegAnyWidget(ShutsDownWhenClosed, QWidget):
             return f"Load a model, then click on an object{image}."
         layers = (f" ({session.prompts.points.name!r} layer), or draw a box "
                   f"({session.prompts.boxes.name!r})" if session is not None else "")
-        return f"{predictor.spec.name} ready on {predictor.device}: click on an object{image}{layers}."
+        return (f"{predictor.spec.name} ready on {predictor.device}"
+                f"{precision_note(predictor.model)}: click on an object{image}{layers}.")
 
     def _switched(self, old, new) -> None:
         self.prompt_preview.switched(old, new)

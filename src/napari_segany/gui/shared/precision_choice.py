@@ -14,6 +14,7 @@ from qtpy.QtCore import QSettings
 from qtpy.QtWidgets import QComboBox
 
 from ...engine.precision import PRECISION_ENV, REQUESTS, default_precision, resolve_precision
+from ...models.precision import precision_of
 from . import notify
 
 SETTINGS_SCOPE = ("napari-segany", "napari-segany")  # organisation, application
@@ -44,6 +45,11 @@ def initial_precision() -> str:
         except ValueError as exc:
             notify.warning(f"{exc} Using the remembered precision instead.")
     return remembered_precision() or "auto"
+
+
+def precision_note(model) -> str:
+    """" (bf16 encoder)" for a model loaded in bfloat16, else "" (for status lines)."""
+    return " (bf16 encoder)" if precision_of(model) == "bf16" else ""
 
 
 def auto_text(device: str) -> str:
