@@ -54,6 +54,18 @@ def test_models(monkeypatch, tmp_path):
         monkeypatch.setitem(registry.REGISTRY, spec.name, spec)
 
 
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path):
+    """QSettings (the remembered precision) in a folder of the test: the user's own settings
+    are never read nor written."""
+    from qtpy.QtCore import QSettings
+
+    folder = str(tmp_path / "qsettings")
+    for fmt in (QSettings.Format.NativeFormat, QSettings.Format.IniFormat):
+        QSettings.setPath(fmt, QSettings.Scope.UserScope, folder)
+    return tmp_path / "qsettings"
+
+
 def collect_notifications(monkeypatch) -> list:
     """Every notification of the docks (they all go through gui.shared.notify), as
     (level, message)."""

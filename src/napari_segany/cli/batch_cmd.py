@@ -85,7 +85,7 @@ def batch_settings(args):
     return BatchSettings(args.task, o.method, model, o.checkpoint, o.detector, o.device,
                          o.params, o.filters, o.contrast, o.tiling, args.axes, args.channel,
                          args.level, args.link_iou, args.track_iou, not args.no_divisions,
-                         args.dtype).check()
+                         args.dtype, o.precision).check()
 
 
 def _load_here(settings) -> None:
@@ -97,7 +97,8 @@ def _load_here(settings) -> None:
 
     ref = settings.model_ref()
     options = EverythingOptions(settings.method, settings.spec.name, settings.checkpoint,
-                                settings.detector, settings.device, {}, None, None, None)
+                                settings.detector, settings.device, {}, None, None, None,
+                                ref.precision)
     seed_models(ref, load_checked_models(options))
 
 

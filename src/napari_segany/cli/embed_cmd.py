@@ -20,7 +20,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .loading import add_tiling_options, load_for_command, missing_files, tiling_settings
+from .loading import (
+    add_precision_option, add_tiling_options, chosen_precision, load_for_command, missing_files,
+    tiling_settings,
+)
 
 EXAMPLES = """examples:
   napari-segany embed stack.tif --model mobile_sam --out embeddings/
@@ -39,6 +42,7 @@ def add_parser(sub) -> None:
     p.add_argument("--model", default="mobile_sam", help="registry model (default: %(default)s)")
     p.add_argument("--checkpoint", type=Path, help="weights file of --model (default: cache/download)")
     p.add_argument("--device", help="cpu, cuda or mps (default: the fastest available)")
+    add_precision_option(p)
     add_tiling_options(p, "tiling (as the widget: large planes are tiled)",
                        whole="embed every plane whole (downscaled)")
     p.add_argument("--contrast", nargs=2, type=float, metavar=("LO", "HI"),
@@ -60,6 +64,7 @@ def run_embed(args) -> int:
                           f"promptable model ({', '.join(list_models(PROMPTABLE)[:4])}...).")
     try:
         tiling = tiling_settings(args, args.model)
+        precision = chosen_precision(args)
     except ValueError as exc:
         args.parser.error(str(exc))
     for path in args.inputs:
@@ -68,7 +73,7 @@ def run_embed(args) -> int:
     check_before_loading(args)
     store = EmbeddingStore(args.out or default_store_dir(), dtype=args.dtype)
     store.remove_stale_partials()
-    model = load_for_command(args.model, args.checkpoint, args.device)
+    model = load_for_command(args.model, args.checkpoint, args.device, precision)
     plan, problems = [], []
     for path in args.inputs:
         try:

@@ -12,7 +12,9 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
-from .loading import add_tiling_options, missing_files, tiling_settings
+from .loading import (
+    add_precision_option, add_tiling_options, chosen_precision, missing_files, tiling_settings,
+)
 
 FILTER_HELP = "post-filter (omitted = off); see docs/everything.md"
 # Literal copies, so that building the parser imports no torch (a test checks them against
@@ -48,6 +50,7 @@ def _add_models(p) -> None:
     p.add_argument("--checkpoint", type=Path, help="weights file of --model (default: cache/download)")
     p.add_argument("--detector", type=Path, help="object_aware: ObjectAwareModel.pt (default: cache)")
     p.add_argument("--device", help="cpu, cuda or mps (default: the fastest available)")
+    add_precision_option(p)
 
 
 def _add_method_params(p) -> None:
@@ -90,6 +93,7 @@ class EverythingOptions:
     filters: object  # FilterSettings
     contrast: tuple[float, float] | None
     tiling: object  # TilingSettings
+    precision: str = "fp32"  # "auto", "fp32" or "bf16" (load_model's)
 
     @classmethod
     def from_args(cls, args) -> "EverythingOptions":
@@ -111,7 +115,8 @@ class EverythingOptions:
         if missing:
             raise ValueError(" ".join(missing))
         return cls(args.method, model, args.checkpoint, args.detector, args.device, params,
-                   filters, tuple(args.contrast) if args.contrast else None, tiling)
+                   filters, tuple(args.contrast) if args.contrast else None, tiling,
+                   chosen_precision(args))
 
 
 def _fraction_or_off(value: float | None) -> float | None:

@@ -8,6 +8,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# A literal copy (building the parser imports no torch); a test checks it against
+# engine.precision.REQUESTS.
+PRECISIONS = ("auto", "fp32", "bf16")
+PRECISION_HELP = ("the image encoder's precision: fp32 (exact), bf16 (bfloat16: much faster "
+                  "on CPUs with AMX-BF16, slower on CPUs without native bf16), or auto: "
+                  "bf16 where the hardware runs it fast (AMX-BF16 CPUs, bf16 CUDA GPUs), else "
+                  "fp32 (`napari-segany models` says which here). Decoders always run in fp32. "
+                  "Default: $NAPARI_SEGANY_PRECISION, else auto")
+
+
+def add_precision_option(parser) -> None:
+    """``--precision {auto,fp32,bf16}``; read it with :func:`chosen_precision`."""
+    parser.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP)
+
+
+def chosen_precision(args) -> str:
+    """``--precision``, else ``$NAPARI_SEGANY_PRECISION``, else "auto" (ValueError naming the
+    variable for a value it cannot take)."""
+    from ..engine.precision import default_precision
+
+    return args.precision or default_precision()
+
 
 def option_for(name: str) -> str:
     """The option that gives the weights file of registry model ``name``."""
@@ -23,14 +45,15 @@ def missing_files(paths: dict[str, Path | None]) -> list[str]:
             if path is not None and not Path(path).expanduser().is_file()]
 
 
-def load_for_command(name: str, checkpoint: Path | None, device: str | None):
+def load_for_command(name: str, checkpoint: Path | None, device: str | None,
+                     precision: str = "fp32"):
     """``load_model`` with command-line wording in its errors."""
     from ..engine.errors import CheckpointError, WeightsNotFoundError
     from ..engine.weights import load_model, reword_remedy
 
     option = option_for(name)
     try:
-        return load_model(name, checkpoint=checkpoint, device=device)
+        return load_model(name, checkpoint=checkpoint, device=device, precision=precision)
     except WeightsNotFoundError as exc:
         file_name = getattr(exc, "file_name", "") or "FILE"
         raise reword_remedy(exc, f"pass {option} /path/to/{file_name}") from None
@@ -50,19 +73,19 @@ def given_file_error(option: str, path: Path | None, exc: Exception) -> Exceptio
 
 def load_checked_models(options):
     """(model, detector or None) of everything-mode ``options`` (method, model, checkpoint,
-    detector, device), checked for the method: a file of another kind stops here, attributed
-    to the option that gave it."""
+    detector, device, precision), checked for the method: a file of another kind stops here,
+    attributed to the option that gave it."""
     from ..engine.errors import CheckpointError
     from ..engine.everything.methods import DETECTOR_NAME, check_detector, check_network
 
-    model = load_for_command(options.model, options.checkpoint, options.device)
+    model = load_for_command(options.model, options.checkpoint, options.device, options.precision)
     try:
         check_network(options.method, model)
     except CheckpointError as exc:
         raise given_file_error("--checkpoint", options.checkpoint, exc) from None
     if options.method != "object_aware":
         return model, None
-    detector = load_for_command(DETECTOR_NAME, options.detector, options.device)
+    detector = load_for_command(DETECTOR_NAME, options.detector, options.device, options.precision)
     try:
         check_detector(detector)
     except CheckpointError as exc:

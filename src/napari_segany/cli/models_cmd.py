@@ -44,12 +44,23 @@ def format_table(rows: list[list[str]]) -> list[str]:
             for row in rows]
 
 
+def auto_precision() -> dict:
+    """What ``--precision auto`` resolves to on this machine's default device."""
+    from ..engine.precision import resolve_precision
+    from ..engine.weights import default_device
+
+    device = default_device()
+    return {"device": device.type, "precision": resolve_precision("auto", device)}
+
+
 def run_models(args) -> int:
     from ..engine.weights import cache_dir
 
     rows = model_rows()
+    auto = auto_precision()
     if args.json:
-        print(json.dumps({"cache_folder": str(cache_dir()), "models": rows}, indent=1))
+        print(json.dumps({"cache_folder": str(cache_dir()), "auto_precision": auto,
+                          "models": rows}, indent=1))
         return 0
     print(f"cache folder: {cache_dir()}")
     table = [["model", "task", "weights", "check", "license", "description"]]
@@ -57,6 +68,8 @@ def run_models(args) -> int:
               for r in rows]
     for line in format_table(table):
         print(line)
+    print(f"--precision auto: {auto['precision']} on this machine ({auto['device']}; bf16 only "
+          "where it is fast: AMX-BF16 CPUs, bf16 CUDA GPUs)")
     return 0
 
 

@@ -57,7 +57,8 @@ def _print_usage(root: Path) -> None:
 
     per_model: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for entry in store_entries(root):
-        name = entry.model.split("|")[0]
+        parts = entry.model.split("|")  # "name|sha256:..." or "name|bf16|sha256:..."
+        name = parts[0] + (f" {parts[1]}" if len(parts) > 2 else "")
         per_model[name][0] += 1
         per_model[name][1] += entry.nbytes
     print(f"store: {root}")

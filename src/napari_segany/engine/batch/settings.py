@@ -21,6 +21,7 @@ from pathlib import Path
 from ...models.registry import PROMPTABLE, ModelSpec, get_spec
 from ..everything.methods import DEFAULT_MODEL, check_model_name, check_params
 from ..everything.presets import FilterSettings
+from ..precision import resolve_precision
 from ..tiling import TilingSettings
 
 TASKS = ("everything", "auto3d", "track", "embed")
@@ -36,11 +37,12 @@ class ModelRef:
     detector: str | None = None
     device: str | None = None
     method: str = "grid"
+    precision: str = "fp32"  # resolved: "fp32" or "bf16"
 
     @property
     def cache_key(self) -> str:
         return "|".join(str(v) for v in (self.spec.name, self.checkpoint, self.detector,
-                                         self.device, self.method))
+                                         self.device, self.method, self.precision))
 
 
 @dataclass
@@ -54,6 +56,9 @@ class BatchSettings:
     (``images.contrast``: percentiles for the segmenting tasks, napari's default contrast
     limits for embed).  tiling: when planes are tiled.  axes, channel, level: how inputs
     are read (:mod:`.axes`, :mod:`.readers`).  store_dtype: embed's stored precision.
+    precision: the encoders' ("fp32", "bf16" or "auto", as ``load_model``); "auto" is
+    resolved once, in the process that starts the run (``device`` as given, else its
+    default device), so that every worker computes in the same precision.
     """
 
     task: str = "everything"
@@ -73,6 +78,7 @@ class BatchSettings:
     track_iou: float = 0.3
     divisions: bool = True
     store_dtype: str = "float16"
+    precision: str = "fp32"
 
     def check(self) -> "BatchSettings":
         """Raise ValueError for options that cannot work together (before any model loads)."""
@@ -94,6 +100,7 @@ class BatchSettings:
         if self.level < 0 or (self.channel is not None and self.channel < 0):
             raise ValueError("level and channel are indices: give values >= 0.")
         self.tiling.check(spec.encoder_size)
+        self.resolved_precision()  # ValueError for an unknown precision
         return self
 
     @property
@@ -102,9 +109,16 @@ class BatchSettings:
             return get_spec(self.model)
         return get_spec(EMBED_MODEL if self.task == "embed" else DEFAULT_MODEL[self.method])
 
+    def resolved_precision(self) -> str:
+        """"fp32" or "bf16": what the encoders of this run compute in (see the class)."""
+        from ..weights import default_device
+
+        return resolve_precision(self.precision, self.device or default_device())
+
     def model_ref(self) -> ModelRef:
         return ModelRef(self.spec, _path_text(self.checkpoint), _path_text(self.detector),
-                        self.device, "embed" if self.task == "embed" else self.method)
+                        self.device, "embed" if self.task == "embed" else self.method,
+                        self.resolved_precision())
 
     def signature(self) -> dict:
         """The settings that decide the outputs, as JSON-able values (not the scheduler)."""
@@ -115,6 +129,9 @@ class BatchSettings:
         about["filters"] = self.filters.as_dict()
         about["tiling"] = asdict(self.tiling)
         about["contrast_limits"] = list(self.contrast_limits) if self.contrast_limits else None
+        del about["precision"]  # what it resolves to: "auto" and "bf16" on AMX compute alike
+        if self.resolved_precision() != "fp32":  # fp32 runs keep their recorded settings
+            about["precision"] = self.resolved_precision()
         return about
 
 

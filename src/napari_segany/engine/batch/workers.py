@@ -41,13 +41,15 @@ def _load(ref: ModelRef) -> tuple:
     from ..everything.methods import DETECTOR_NAME, check_detector, check_network
     from ..weights import load_model
 
-    model = load_model(ref.spec, checkpoint=ref.checkpoint, device=ref.device)
+    model = load_model(ref.spec, checkpoint=ref.checkpoint, device=ref.device,
+                       precision=ref.precision)
     if ref.method == "embed":
         return model, None
     check_network(ref.method, model)
     if ref.method != "object_aware":
         return model, None
-    detector = load_model(DETECTOR_NAME, checkpoint=ref.detector, device=ref.device)
+    detector = load_model(DETECTOR_NAME, checkpoint=ref.detector, device=ref.device,
+                          precision=ref.precision)
     check_detector(detector)
     return model, detector
 

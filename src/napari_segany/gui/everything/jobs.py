@@ -39,11 +39,13 @@ from .model import everything_where
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """What to load: registry name, checkpoint file ('' = cache/download), device ('' = auto)."""
+    """What to load: registry name, checkpoint file ('' = cache/download), device ('' = auto),
+    the encoder's precision ("auto", "fp32", "bf16"): another choice loads again."""
 
     name: str
     checkpoint: str = ""
     device: str = ""
+    precision: str = "fp32"
 
 
 @dataclass
@@ -138,7 +140,7 @@ def _load(choice: ModelChoice, what: str, field_name: str):
     yield Progress(0, 1, f"loading the {what} {choice.name}…")
     try:  # a chosen file is checked first: a wrong one is refused before anything is built
         return load_checked(choice.name, choice.checkpoint or None, choice.device or None,
-                            everything_where)
+                            everything_where, choice.precision)
     except WeightsNotFoundError as exc:
         raise gui_wording(exc, field_name) from None
 
@@ -200,6 +202,7 @@ def start_everything(request: Request, *, on_progress, on_done, on_error, on_abo
     return job
 
 
-def detector_choice(path: str, device: str = "") -> ModelChoice:
-    """The MobileSAMv2 detector from a file, or from the cache when ``path`` is empty."""
-    return ModelChoice(DETECTOR_NAME, path.strip(), device)
+def detector_choice(path: str, device: str = "", precision: str = "fp32") -> ModelChoice:
+    """The MobileSAMv2 detector from a file, or from the cache when ``path`` is empty (its
+    network in the model's precision)."""
+    return ModelChoice(DETECTOR_NAME, path.strip(), device, precision)

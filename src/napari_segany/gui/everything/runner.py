@@ -22,6 +22,7 @@ from .layers import ensure_result_layer
 from .model import choice_problem, everything_where
 from .params import METHOD_TITLES
 from .controls import set_busy, show_progress
+from ..shared.precision_choice import precision_note
 from ..shared.stores import layer_store
 from ..shared.workers import alive_only, start_model_load
 
@@ -86,7 +87,7 @@ class RunController(QObject):
     def _request(self) -> Request:
         host = self.host
         method, choice, source = host.method, host.model_choice_wanted(), host.source
-        detector = detector_choice(host.detector_row.path, choice.device)
+        detector = detector_choice(host.detector_row.path, choice.device, choice.precision)
         scope_all = host.scope_combo.currentIndex() == 1 and source.n_leading > 0
         host.cache.backing_store = layer_store(source.layer)  # shared with the other widget
         return Request(
@@ -140,19 +141,20 @@ class RunController(QObject):
             self.queued = False
             self.start()
 
-    def preload(self, name: str, checkpoint: str = "", device: str = "") -> None:
+    def preload(self, name: str, checkpoint: str = "", device: str = "",
+                precision: str = "fp32") -> None:
         """Load a model now (the Load button) in a worker."""
         host = self.host
         if self.busy:
             host.notify("info", "Busy: wait for the current job to finish.")
             return
-        choice = ModelChoice(name, checkpoint, device)
+        choice = ModelChoice(name, checkpoint, device, precision)
         host.status_label.setText(f"Loading {name}…")
         host.model_panel.set_busy(True)
 
         def done(model):
             host.model, host.model_choice = model, choice
-            host.status_label.setText(f"{name} loaded.")
+            host.status_label.setText(f"{name} loaded{precision_note(model)}.")
 
         def failed(exc):
             host.status_label.setText("No model loaded.")
@@ -169,7 +171,7 @@ class RunController(QObject):
                 host.model_panel.set_busy(False)
 
         self.model_worker = start_model_load(name, checkpoint or None, device or None,
-                                             where=everything_where,
+                                             where=everything_where, precision=precision,
                                              on_done=alive_only(host, done),
                                              on_error=alive_only(host, failed))
         self.model_worker.finished.connect(finished)

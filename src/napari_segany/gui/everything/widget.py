@@ -93,12 +93,14 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
         if detector is not None:
             self.detector_row.edit.setText(str(detector))
 
-    def set_model(self, name: str, checkpoint=None, device=None, wait: bool = False) -> None:
-        """Choose the model (it loads at the next run, or now with ``wait``)."""
-        self.model_panel.select(name, checkpoint, device)
+    def set_model(self, name: str, checkpoint=None, device=None, wait: bool = False,
+                  precision: str | None = None) -> None:
+        """Choose the model (it loads at the next run, or now with ``wait``); ``precision``:
+        "auto", "fp32" or "bf16" (None: the panel's choice)."""
+        self.model_panel.select(name, checkpoint, device, precision)
         if wait:
             choice = self.model_choice_wanted()
-            self.runner.preload(choice.name, choice.checkpoint, choice.device)
+            self.runner.preload(choice.name, choice.checkpoint, choice.device, choice.precision)
             self.wait()
 
     def set_params(self, **params) -> None:
@@ -192,7 +194,8 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
 
     def model_choice_wanted(self) -> ModelChoice:
         p = self.model_panel
-        return ModelChoice(p.model_combo.currentText(), p.checkpoint, p.device_combo.currentText())
+        return ModelChoice(p.model_combo.currentText(), p.checkpoint, p.device_combo.currentText(),
+                           p.precision)
 
     @property
     def file_checks(self):

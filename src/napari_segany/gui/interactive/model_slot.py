@@ -40,14 +40,17 @@ class ModelSlot(QObject):
     def name(self) -> str | None:
         return None if self.predictor is None else self.predictor.spec.name
 
-    def load(self, name: str, checkpoint: str = "", device: str = "") -> None:
-        """Load registry model ``name`` (from ``checkpoint``, else the cache) in a worker."""
+    def load(self, name: str, checkpoint: str = "", device: str = "",
+             precision: str = "fp32") -> None:
+        """Load registry model ``name`` (from ``checkpoint``, else the cache) in a worker,
+        its encoder in ``precision`` ("auto", "fp32", "bf16")."""
         if self.worker is not None:
             notify.info("A model is already loading; wait for it to finish.")
             return
         self.loading.emit(name)
         self.worker = start_model_load(
             name, checkpoint or None, device or None, where=self.file_checks.where,
+            precision=precision,
             on_done=alive_only(self, self.install),
             on_error=alive_only(self, lambda exc: self._failed(exc, name, checkpoint)))
 

@@ -24,6 +24,7 @@ from ...engine.embeddings import EmbeddingCache
 from ...engine.errors import ImageError, SegAnyError
 from ...engine.interactive import ObjectMask, box_to_rectangle
 from ..shared import notify
+from ..shared.precision_choice import precision_note
 from ..shared.qt_helpers import ShutsDownWhenClosed
 from ..shared.workers import alive_only, process_events_until
 from .controls import add_panels, build_controls
@@ -87,11 +88,14 @@ class SegAnyWidget(ShutsDownWhenClosed, QWidget):
         layer = self.viewer.layers[layer] if isinstance(layer, str) else layer
         self.images.set_labels(layer)
 
-    def set_model(self, name: str, checkpoint=None, device=None, wait: bool = True) -> None:
-        """Load a registry model (in a worker); ``wait`` blocks (events keep flowing)."""
-        self.model_panel.select(name, checkpoint, device)
+    def set_model(self, name: str, checkpoint=None, device=None, wait: bool = True,
+                  precision: str | None = None) -> None:
+        """Load a registry model (in a worker); ``wait`` blocks (events keep flowing).
+        ``precision``: "auto", "fp32" or "bf16" (None: the panel's choice)."""
+        self.model_panel.select(name, checkpoint, device, precision)
         self.model.load(name, str(checkpoint or ""),
-                        device or self.model_panel.device_combo.currentText())
+                        device or self.model_panel.device_combo.currentText(),
+                        self.model_panel.precision)
         if wait:
             self.wait()
 
@@ -309,7 +313,8 @@ class SegAnyWidget(ShutsDownWhenClosed, QWidget):
             return f"Load a model, then click on an object{image}."
         layers = (f" ({session.prompts.points.name!r} layer), or draw a box "
                   f"({session.prompts.boxes.name!r})" if session is not None else "")
-        return f"{predictor.spec.name} ready on {predictor.device}: click on an object{image}{layers}."
+        return (f"{predictor.spec.name} ready on {predictor.device}"
+                f"{precision_note(predictor.model)}: click on an object{image}{layers}.")
 
     def _switched(self, old, new) -> None:
         self.prompt_preview.switched(old, new)

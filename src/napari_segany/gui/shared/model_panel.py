@@ -1,5 +1,6 @@
 """The model picker: registry model, its license, whether its weights are present, a Load
-button, and (folded away) a weights file and the device.  A weights file is checked as soon
+button, and (folded away) a weights file, the device and the encoder's precision
+(:mod:`.precision_choice`, remembered across sessions).  A weights file is checked as soon
 as it is chosen (:mod:`.file_check`): a wrong one is named under the field at once.
 """
 from __future__ import annotations
@@ -16,9 +17,11 @@ from ...engine.weights import cached_path, weights_present
 from ...models import registry
 from .collapsible import Collapsible
 from .file_check import FileChecks
+from .precision_choice import PrecisionCombo
 from .qt_helpers import single_shot_timer
 
 CHECK_DEBOUNCE_MS = 300  # a path being typed is checked once it rests
+ADVANCED_TITLE = "Weights file, device, precision"
 REFUSED_STYLE = "color: #ff6b6b;"
 
 
@@ -51,7 +54,7 @@ def weights_status(name: str, checkpoint: str = "") -> str:
         return "weights: present in the cache"
     if spec.urls:
         return "weights: not downloaded yet (fetched at Load)"
-    return "weights: missing, no download URL: choose the file (Weights file and device)"
+    return f"weights: missing, no download URL: choose the file ({ADVANCED_TITLE})"
 
 
 def interactive_where(spec) -> str:
@@ -63,11 +66,12 @@ def interactive_where(spec) -> str:
 
 
 class ModelPanel(QWidget):
-    """Emits ``load_requested(name, checkpoint or '', device)`` when Load is pressed.
+    """Emits ``load_requested(name, checkpoint or '', device, precision)`` when Load is
+    pressed (precision: "auto", "fp32" or "bf16", as ``load_model`` takes it).
 
     ``where(spec)``: where the dock offers the model a wrong weights file belongs to."""
 
-    load_requested = Signal(str, str, str)
+    load_requested = Signal(str, str, str, str)
 
     def __init__(self, parent=None, where=interactive_where):
         super().__init__(parent)
@@ -87,12 +91,15 @@ class ModelPanel(QWidget):
         self.browse_button = QPushButton("Browse…")
         self.device_combo = QComboBox()
         self.device_combo.addItems(available_devices())
+        self.precision_combo = PrecisionCombo()
+        self.precision_combo.show_device(self.device_combo.currentText())
         self.load_button = QPushButton("Load model")
-        self.weights_section = Collapsible("Weights file and device", self._weights_box())
+        self.weights_section = Collapsible(ADVANCED_TITLE, self._weights_box())
         self._lay_out()
         self._check_timer = single_shot_timer(self, CHECK_DEBOUNCE_MS, self.check_file)
         self.model_combo.currentTextChanged.connect(self._choice_changed)
         self.checkpoint_edit.textChanged.connect(self._choice_changed)
+        self.device_combo.currentTextChanged.connect(self.precision_combo.show_device)
         self.browse_button.clicked.connect(self._browse)
         self.load_button.clicked.connect(self._emit_load)
         self.file_checks.checked.connect(self._show_verdict)
@@ -107,6 +114,7 @@ class ModelPanel(QWidget):
         row.addWidget(self.browse_button)
         form.addRow("File", row)
         form.addRow("Device", self.device_combo)
+        form.addRow("Precision", self.precision_combo)
         return box
 
     def _lay_out(self) -> None:
@@ -141,7 +149,13 @@ class ModelPanel(QWidget):
     def checkpoint(self) -> str:
         return self.checkpoint_edit.text().strip()
 
-    def select(self, name: str, checkpoint: str | None = None, device: str | None = None) -> None:
+    @property
+    def precision(self) -> str:
+        """The chosen encoder precision: "auto", "fp32" or "bf16"."""
+        return self.precision_combo.precision
+
+    def select(self, name: str, checkpoint: str | None = None, device: str | None = None,
+               precision: str | None = None) -> None:
         if self.model_combo.findText(name) < 0:
             self.refresh_models()
         if self.model_combo.findText(name) < 0:
@@ -153,6 +167,8 @@ class ModelPanel(QWidget):
             if self.device_combo.findText(str(device)) < 0:
                 self.device_combo.addItem(str(device))
             self.device_combo.setCurrentText(str(device))
+        if precision:
+            self.precision_combo.set_precision(precision)
 
     def set_busy(self, busy: bool) -> None:
         self.load_button.setEnabled(not busy)
@@ -186,4 +202,4 @@ class ModelPanel(QWidget):
 
     def _emit_load(self) -> None:
         self.load_requested.emit(self.model_combo.currentText(), self.checkpoint,
-                                 self.device_combo.currentText())
+                                 self.device_combo.currentText(), self.precision)

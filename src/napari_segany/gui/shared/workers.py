@@ -62,19 +62,20 @@ def start_embedding(predictor, rgb: np.ndarray, key: EmbeddingKey, index: tuple,
     return job
 
 
-def load_checked(name, checkpoint=None, device=None, where=None):
+def load_checked(name, checkpoint=None, device=None, where=None, precision="fp32"):
     """``engine.weights.load_model``, after a fast check that a given file is ``name``'s
     weights (:class:`~...engine.weights.RefusedFile` before anything is built)."""
     from ...engine.weights import load_model, refuse_wrong_file
 
     if checkpoint:
         refuse_wrong_file(name, checkpoint, where)
-    return load_model(name, checkpoint=checkpoint, device=device)
+    return load_model(name, checkpoint=checkpoint, device=device, precision=precision)
 
 
-def start_model_load(name, checkpoint, device, *, on_done, on_error, where=None):
+def start_model_load(name, checkpoint, device, *, on_done, on_error, where=None,
+                     precision="fp32"):
     """:func:`load_checked` in a worker (a 2.5 GB ViT-H takes seconds to read)."""
-    worker = create_worker(load_checked, name, checkpoint, device, where,
+    worker = create_worker(load_checked, name, checkpoint, device, where, precision,
                            _start_thread=False, _ignore_errors=True)
     worker.returned.connect(on_done)
     worker.errored.connect(on_error)

@@ -90,9 +90,10 @@ class Objects3DWidget(ShutsDownWhenClosed, QWidget):
         if detector is not None:
             self.detector_row.edit.setText(str(detector))
 
-    def set_model(self, name: str, checkpoint=None, device=None) -> None:
+    def set_model(self, name: str, checkpoint=None, device=None,
+                  precision: str | None = None) -> None:
         """Choose the model (loaded at the next run, then kept)."""
-        self.model_panel.select(name, checkpoint, device)
+        self.model_panel.select(name, checkpoint, device, precision)
 
     def set_params(self, **params) -> None:
         self.params.set_values(**params)
@@ -229,11 +230,12 @@ class Objects3DWidget(ShutsDownWhenClosed, QWidget):
 
     def _request(self, image, target) -> VolumeRequest | None:
         p = self.model_panel
-        choice = ModelChoice(p.model_combo.currentText(), p.checkpoint, p.device_combo.currentText())
+        choice = ModelChoice(p.model_combo.currentText(), p.checkpoint, p.device_combo.currentText(),
+                             p.precision)
         if not choice.name:
             show_error(f"No model can run {METHOD_TITLES[self.method]}: none is registered.")
             return None
-        detector = detector_choice(self.detector_row.path, choice.device) \
+        detector = detector_choice(self.detector_row.path, choice.device, choice.precision) \
             if self.method == "object_aware" else None
         return VolumeRequest(
             image.data, self.method, self.params.values(self.method), self.iou_spin.value(),
