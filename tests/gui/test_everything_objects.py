@@ -1,7 +1,8 @@
 """The Segment Everything dock's 3D objects and feature filters, driven as a user drives it:
 a (Z, Y, X) stack run with the scope "3D objects (linked)" (one id per object across slices,
-as the engine's link_slices gives, committed as one undo step); every shown mask measured on
-the result layer's ``features`` (the engine's object_features of each mask); a feature filter
+as the engine's link_slices gives, committed as one undo step, one feature row per object);
+every shown mask measured on the result layer's ``features`` (the engine's object_features of
+each mask); a feature filter
 added in the folded section hides and shows masks live (the model is not called again) and
 a commit writes only the kept ones, with their rows.  Tiny SAM with random weights."""
 from __future__ import annotations
@@ -50,11 +51,26 @@ def test_a_3d_stack_gives_linked_objects_committed_as_one_step(grid_everything, 
     ids = [set(np.unique(layer.data[z])) - {0} for z in range(3)]
     assert ids[0] & ids[1]  # objects continue across slices with one id
     assert "3D objects" in widget.status_label.text() and "3D objects" in widget.count_label.text()
+    for z in (0, 2):  # the layer's features: the shown slice's masks, by their 3D ids
+        viewer.dims.set_current_step(0, z)
+        table = layer.features
+        assert (table["plane"] == z).all()
+        assert len(table) == len(widget.shown[(z,)])  # every kept mask, also one covered
+        assert list(table["index"]) == list(table["label"]) and ids[z] <= set(table["label"])
     n = widget.commit()
     target = viewer.layers[LABELS_NAME]
     assert n == len(np.unique(expected)) - 1
     assert same_partition(target.data, expected)  # one id per object, on every slice
-    assert set(target.features["index"]) == set(np.unique(target.data)) - {0}
+    rows = target.features  # one row per 3D object: its masks' voxels (whole), planes...
+    assert sorted(rows["index"]) == sorted(set(np.unique(target.data)) - {0})
+    volume = {}  # 3D id -> the areas of its masks, every slice
+    for z in range(3):
+        for k, area in enumerate(widget.features[(z,)]["area"]):
+            key = int(widget.view.links[(z,)][k + 1])
+            volume[key] = volume.get(key, 0) + int(area)
+    for label in set(np.unique(layer.data)) - {0}:
+        new = target.data[layer.data == label][0]
+        assert rows.loc[rows["index"] == new, "volume"].item() == volume[label]
     target.undo()  # the whole 3D commit is one step
     assert target.data.max() == 0
 

@@ -10,7 +10,7 @@ from napari_segany.engine.everything.masks import CompactMask
 from napari_segany.engine.everything.result import EverythingResult, Record
 from napari_segany.engine.progress import run
 from napari_segany.engine.workflows.features import object_features
-from napari_segany.engine.workflows.mask_features import MAX_PLANES, result_features
+from napari_segany.engine.workflows.mask_features import MAX_PLANES, per_object, result_features
 from napari_segany.engine.workflows.slices import link_slices
 from napari_segany.engine.workflows.volume import iter_link_results
 
@@ -80,3 +80,21 @@ def test_a_mask_hidden_under_smaller_ones_gets_an_id_of_its_own():
     tables = run(iter_link_results(results, 0.5))
     linked = {int(t[1]) for t in tables} | {int(t[2]) for t in tables}
     assert len(linked) == 3 and all(np.count_nonzero(t[1:]) == 2 for t in tables)
+
+
+def test_per_object_folds_the_planes_of_3d_objects():
+    volume = spheres((6, 40, 40), [(2, 12, 12), (3, 28, 26)], [3, 5])
+    image = np.random.default_rng(3).normal(100, 20, volume.shape)
+    rows = object_features(volume, image, scores={1: 0.5, 2: 0.9})
+    objects = per_object(rows)
+    assert objects["label"].tolist() == [1, 2]
+    for k, label in enumerate(objects["label"]):
+        voxels = volume == label
+        mine = rows["label"] == label
+        assert objects["volume"][k] == voxels.sum() and objects["planes"][k] == mine.sum()
+        assert objects["mean_intensity"][k] == pytest.approx(image[voxels].mean(), rel=1e-9)
+        assert objects["max_intensity"][k] == image[voxels].max()
+        largest = np.argmax(np.where(mine, rows["area"], -1))
+        assert objects["plane"][k] == rows["plane"][largest]
+        assert objects["area"][k] == rows["area"][largest] == voxels[rows["plane"][largest]].sum()
+    assert objects["score"].tolist() == [0.5, 0.9]

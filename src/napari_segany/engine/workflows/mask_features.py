@@ -7,7 +7,8 @@ every mask is measured as if alone, with :func:`.features.object_features` (the 
 columns), its ``score`` (predicted IoU) and ``stability``.  Masks are packed into a few
 planes in which they do not overlap (usually one or two), each plane measured at once; masks
 that fit none of them are measured on their own crop (the same values: every measure is
-invariant to the crop, skimage measures the bounding box).
+invariant to the crop, skimage measures the bounding box).  :func:`per_object` folds the
+rows of a 3D object's planes into one (``layer.features`` takes one row per label).
 """
 from __future__ import annotations
 
@@ -98,4 +99,41 @@ def _in_record_order(tables: list[dict], n: int, scores, stability) -> dict[str,
         out[key] = np.where(missing, fill, values).astype(column.dtype)
     out["score"] = np.asarray(scores, np.float64).reshape(n)
     out["stability"] = np.asarray(stability, np.float64).reshape(n)
+    return out
+
+
+def per_object(table: dict) -> dict[str, np.ndarray]:
+    """One row per label from a table with a row per object and plane (3D objects, as
+    ``object_features`` measures (Z, Y, X) labels): napari's ``layer.features`` takes one row
+    per label value.  Columns: ``label``; ``volume`` (pixels over all planes) and ``planes``
+    (how many); ``plane`` and the 2D measures (``area``, ``perimeter``, ``solidity``,
+    ``circularity``, ``eccentricity``) of its largest cross-section; ``mean_intensity``
+    (over all its pixels), ``max_intensity``; ``score`` and ``stability``: the mean of its
+    masks' (NaN ignored)."""
+    labels, row_of = np.unique(np.asarray(table["label"]), return_inverse=True)
+    n, area = labels.size, np.asarray(table["area"], np.float64)
+    volume = np.bincount(row_of, area, minlength=n)
+    counts = np.bincount(row_of, minlength=n)
+    first_of_group = np.r_[0, np.cumsum(counts)[:-1]].astype(np.int64)
+    largest = np.lexsort((-area, row_of))[first_of_group]  # each label's largest row
+    out = {"label": labels.astype(np.int64), "volume": volume.astype(np.int64),
+           "planes": counts.astype(np.int64)}
+    for key, column in table.items():
+        column = np.asarray(column)
+        if key in out:
+            continue
+        if key.startswith("mean_intensity"):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[key] = np.bincount(row_of, np.nan_to_num(column) * area, minlength=n) / volume
+        elif key.startswith("max_intensity"):
+            out[key] = np.full(n, -np.inf)
+            np.maximum.at(out[key], row_of, np.where(np.isnan(column), -np.inf, column))
+            out[key][np.isinf(out[key])] = np.nan
+        elif key in ("score", "stability"):
+            known = ~np.isnan(column)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[key] = (np.bincount(row_of, np.where(known, column, 0), minlength=n)
+                            / np.bincount(row_of, known, minlength=n))
+        else:  # plane and the 2D measures: those of the largest cross-section
+            out[key] = column[largest]
     return out

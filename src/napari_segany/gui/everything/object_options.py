@@ -6,10 +6,12 @@ slices of a (Z, Y, X) stack into 3D objects (the scope "3D objects (linked)", :m
 from __future__ import annotations
 
 from ...engine.errors import ImageError
+from .layers import is_result_layer
 
 
 class ObjectOptions:
-    """For a widget with ``source``, ``view``, ``filters``, ``link_scope`` and ``_apply_filters``."""
+    """For a widget with ``viewer``, ``source``, ``view``, ``filters``, ``link_scope``,
+    ``shown_index`` and ``_apply_filters``."""
 
     def filter_features(self, **ranges) -> None:
         """Feature filters ``column=(min, max)`` (None: an open end), replacing the previous
@@ -28,3 +30,14 @@ class ObjectOptions:
     def features(self) -> dict:
         """Slice index -> the table of every mask of ``results`` (row i: record i)."""
         return self.view.features
+
+    def _show_features(self) -> None:
+        """The result layer's features: the shown slice's masks (set again only when the
+        slice or the selection changed)."""
+        layer = next((l for l in self.viewer.layers if is_result_layer(l)), None)
+        if layer is None or self.source is None:
+            return
+        key = (id(layer), self.shown_index(), self.view.version)
+        if key != getattr(self, "_features_key", None):
+            self._features_key = key
+            layer.features = self.view.layer_features(self.shown_index())

@@ -9,7 +9,8 @@ only paints stored masks: the model is never called again).
 the feature filters (min / max on its columns) select rows of it, vectorised, before the
 other filters.  ``links`` (3D stacks linked into objects) gives each record its 3D id, with
 which it is painted and committed.  The result layer's ``features`` are the rows of the
-masks it shows, ``label`` (and napari's ``index``) their id on the layer.
+masks of the shown slice, ``label`` (and napari's ``index``) their id on the layer; a
+commit's rows go to the target (3D objects: one row per object, ``per_object``).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from ...engine.everything.result import EverythingResult
 from ...engine.workflows.features import filter_objects
+from ...engine.workflows.mask_features import per_object
 from .layers import show_slice
 
 
@@ -30,6 +32,7 @@ class ResultView:
         self.features: dict = {}  # slice index -> table of every record of results[index]
         self.links: dict = {}  # slice index -> 3D ids of the records (linked runs only)
         self.rows: dict = {}  # slice index -> record numbers of shown[index], in its order
+        self.version = 0  # counts the re-selections (the layer's features follow)
 
     @property
     def linked(self) -> bool:
@@ -58,7 +61,7 @@ class ResultView:
             show_slice(layer, index, result, self._ids(index, rows))
             self.stale.discard(index)
         if stale:
-            layer.features = self.shown_features()
+            self.version += 1
 
     def _select(self, index, settings, ranges: dict) -> tuple[EverythingResult, np.ndarray]:
         result = self.results[index]
@@ -99,13 +102,11 @@ class ResultView:
                      **table}
         return table
 
-    def shown_features(self) -> dict:
-        """The tables of every shown slice joined, with napari's ``index`` column."""
-        tables = [t for t in (self.table(i) for i in sorted(self.shown)) if t is not None]
-        if not tables:
-            return {}
-        joined = {k: np.concatenate([t[k] for t in tables]) for k in tables[0]}
-        return {"index": joined["label"], **joined}
+    def layer_features(self, index) -> dict:
+        """The result layer's ``features`` while slice ``index`` is shown: its shown masks
+        (napari takes one row per label value; ids repeat across slices), with ``index``."""
+        table = self.table(index) if index in self.shown else None
+        return {} if table is None else {"index": table["label"], **table}
 
     def committed_table(self, assigned: dict) -> dict:
         """The rows of the masks a commit wrote, ``label`` / ``index`` their new ids
@@ -123,6 +124,8 @@ class ResultView:
         if not tables:
             return {}
         joined = {k: np.concatenate([t[k] for t in tables]) for k in tables[0]}
+        if self.linked:  # one row per 3D object
+            joined = per_object(joined)
         return {"index": joined["label"], **joined}
 
     def needs_refresh(self, indices) -> bool:

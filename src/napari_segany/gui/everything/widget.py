@@ -220,6 +220,7 @@ class EverythingWidget(ObjectOptions, ShutsDownWhenClosed, QWidget):
 
     def update_count(self) -> None:
         self.count_label.setText(self.view.count_text(self.shown_index()))
+        self._show_features()
 
     # ============================ UI =======================================================
     def _build_ui(self) -> None:
@@ -374,9 +375,9 @@ class EverythingWidget(ObjectOptions, ShutsDownWhenClosed, QWidget):
             self.view.refresh(layer, indices, self.filters.settings(), self.filters.ranges())
 
     def _on_step(self, event=None) -> None:
-        if self.source is not None and self.view.stale:
+        if self.source is not None and self.view.results:
             self._refresh_stale([self.shown_index()])
-            self.update_count()
+            self.update_count()  # and the shown slice's features
 
     # ============================ closing ==================================================
     def _shut_down(self) -> None:
