@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..everything.result import labels_dtype
 from .features import object_features
 
 MAX_PLANES = 3  # full-size planes of non-overlapping masks; further masks go crop by crop
+PLANES_BUDGET = 128 << 20  # bytes: a large (tiled) image packs into fewer planes
 PAD = 1  # a crop's margin, so that the mask does not touch its border
 
 
@@ -53,7 +55,8 @@ def _pack(records, shape):
     """Masks into up to MAX_PLANES label planes without overlap; the indices left over."""
     planes: list[np.ndarray] = []
     alone: list[int] = []
-    dtype = np.int32
+    dtype = labels_dtype(len(records))
+    most = max(1, min(MAX_PLANES, PLANES_BUDGET // (dtype.itemsize * shape[0] * shape[1])))
     for i, record in enumerate(records):
         mask = record.mask
         if not mask.area:
@@ -61,7 +64,7 @@ def _pack(records, shape):
         y0, x0, y1, x1 = mask.bbox
         crop = mask.crop()
         target = next((p for p in planes if not p[y0:y1, x0:x1][crop].any()), None)
-        if target is None and len(planes) < MAX_PLANES:
+        if target is None and len(planes) < most:
             target = np.zeros(shape, dtype)
             planes.append(target)
         if target is None:

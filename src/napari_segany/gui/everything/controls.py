@@ -15,7 +15,6 @@ from .params import METHOD_TITLES, FilterPanel, MethodParams
 from .tiling import TilingPanel
 
 
-
 def build_controls(w) -> None:
     """Create the widget's controls as attributes of ``w`` and lay them out."""
     data, form = image_controls(w)

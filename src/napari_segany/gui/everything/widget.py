@@ -15,9 +15,10 @@ Scripting (everything a GUI user does)::
 
 A (Z, Y, X) stack: ``w.set_linking(True, min_iou=0.5)`` then ``w.run()`` segments every
 slice and links the masks into 3D objects (one id per object on the result layer and in a
-commit).  Every mask is measured in the worker: the result layer's ``features`` (and those
-of the committed Labels) list the shown masks with area, perimeter, solidity, circularity,
-eccentricity, mean / max intensity, score and stability (``w.features``: all masks).
+commit).  Every mask is measured in the worker: the result layer's ``features`` list the
+shown slice's kept masks with area, perimeter, solidity, circularity, eccentricity, mean /
+max intensity, score and stability (``w.features``: all masks); a commit adds the rows of
+what it writes to the target's ``features``.
 
 Threads: loading, encoding, decoding and measuring run in a napari worker (progress bar, Cancel);
 filters and commits run on the main thread (they only re-select and paint stored masks).
@@ -51,9 +52,9 @@ from ..shared.qt_helpers import (
 from ..shared.workers import process_events_until
 from .controls import build_controls, set_busy
 from .jobs import ModelChoice
+from .layers import append_features, commit_slices, ensure_result_layer, is_result_layer
 from .linking import SHOWN
 from .object_options import ObjectOptions
-from .layers import append_features, commit_slices, ensure_result_layer, is_result_layer
 from .params import METHOD_TITLES
 from .results import ResultView
 from .runner import RunController
