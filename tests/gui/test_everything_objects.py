@@ -57,6 +57,18 @@ def test_a_3d_stack_gives_linked_objects_committed_as_one_step(grid_everything, 
         assert (table["plane"] == z).all()
         assert len(table) == len(widget.shown[(z,)])  # every kept mask, also one covered
         assert list(table["index"]) == list(table["label"]) and ids[z] <= set(table["label"])
+    before = layer.data.copy()
+    widget.filter_features(area=(float(np.median(widget.features[(1,)]["area"])), None))
+    for z in range(3):  # live, every slice: fewer masks, still with their 3D ids
+        viewer.dims.set_current_step(0, z)
+        kept_ids = widget.view.links[(z,)][widget.view.rows[(z,)] + 1]  # the kept masks' 3D ids
+        assert set(np.unique(layer.data[z])) - {0} <= set(kept_ids.tolist())
+    assert (layer.data != before).any()
+    assert all(r["area"] >= widget.filters.ranges()["area"][0] for r in widget.shown[(1,)].records)
+    widget.filter_features()  # no feature filter: all again
+    for z in range(3):
+        viewer.dims.set_current_step(0, z)
+    assert np.array_equal(layer.data, expected)
     n = widget.commit()
     target = viewer.layers[LABELS_NAME]
     assert n == len(np.unique(expected)) - 1
