@@ -77,6 +77,7 @@ _API = {
     "object_features": "napari_segany.engine.workflows.features",
     "filter_objects": "napari_segany.engine.workflows.features",
     "write_features_csv": "napari_segany.engine.workflows.features",
+    "result_features": "napari_segany.engine.workflows.mask_features",
     "ImageSeries": "napari_segany.engine.workflows.series",
     # batch and scale-out (dask)
     "batch": "napari_segany.engine.batch",

@@ -1,7 +1,8 @@
 """Automatic 3D objects: everything mode on every slice of a volume, then linked.
 
 :func:`iter_segment_volume` is the job (yields Progress, returns the labels) for workers;
-:func:`segment_volume` runs it to the end.  Each slice is segmented with the public
+:func:`segment_volume` runs it to the end.  :func:`iter_link_results` links results
+already computed (the Segment Everything dock's, whose filters then still select masks).  Each slice is segmented with the public
 ``iter_segment_everything`` (any method), painted (smaller masks on top) and linked to the
 previous slice at once (:class:`SliceLinker`), so memory holds the output and one slice's
 result.  Cancelling (closing the job) stops between two progress reports of any slice;
@@ -76,3 +77,38 @@ def _check_volume(volume) -> tuple[int, int, int]:
                          f"got shape {shape}: for one image use segment_everything; for a "
                          "(T, Z, Y, X) series, give one time point.")
     return shape[:3]
+
+
+def iter_link_results(results, min_iou: float = 0.5) -> Job[list[np.ndarray]]:
+    """Link the everything-mode results of consecutive slices (an EverythingResult per slice,
+    in order) into 3D objects, keeping the results: returns one id table per slice, ``ids[k]``
+    the 3D id of record k - 1 (``ids[0]`` = 0), so that a caller paints any selection of the
+    records with 3D ids (``ids[result.paint()]``).  The links are those of
+    :func:`link_slices` on the painted slices (smaller masks on top); a mask wholly covered
+    there gets an id of its own after the others.  Yields Progress per slice."""
+    linker = SliceLinker(check_min_iou(min_iou))
+    tables: list[np.ndarray] = []
+    previous = None
+    for z, result in enumerate(results):
+        painted = result.paint(dtype=LABEL_DTYPE)
+        linked = linker.push(painted)
+        if linked is not None:
+            tables.append(_ids_of(previous, linked, len(results[z - 1])))
+        previous = painted
+        yield Progress(z + 1, len(results) + 1, f"linking slice {z + 1}/{len(results)}")
+    if previous is not None:
+        tables.append(_ids_of(previous, linker.finish(), len(results[-1])))
+    count = linker.count
+    for ids in tables:  # masks hidden under smaller ones: objects of their own
+        hidden = np.flatnonzero(ids[1:] == 0) + 1
+        ids[hidden] = np.arange(count + 1, count + 1 + hidden.size)
+        count += hidden.size
+    yield Progress(1, 1, f"{count} objects in {len(results)} slices")
+    return tables
+
+
+def _ids_of(painted: np.ndarray, linked: np.ndarray, n: int) -> np.ndarray:
+    ids = np.zeros(n + 1, np.int64)
+    ids[painted.ravel()] = linked.ravel()
+    ids[0] = 0
+    return ids

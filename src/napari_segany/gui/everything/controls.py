@@ -9,11 +9,10 @@ from qtpy.QtWidgets import (
 from ..shared.collapsible import Collapsible, scrolling_body
 from ..shared.image_controls import image_controls
 from ..shared.progress_text import ProgressText
+from .linking import SCOPES, LinkScope
 from .model import DetectorRow, EverythingModelPanel
 from .params import METHOD_TITLES, FilterPanel, MethodParams
 from .tiling import TilingPanel
-
-SCOPES = ("Shown slice", "All slices")
 
 
 def build_controls(w) -> None:
@@ -21,6 +20,7 @@ def build_controls(w) -> None:
     data, form = image_controls(w)
     w.scope_combo = QComboBox()
     w.scope_combo.addItems(SCOPES)
+    w.link_scope = LinkScope(w.scope_combo)
     w.method_combo = QComboBox()
     w.method_combo.addItems(list(METHOD_TITLES.values()))
     w.model_panel = EverythingModelPanel()
@@ -42,13 +42,14 @@ def build_controls(w) -> None:
     w.status_label = QLabel("Pick an image and a method, then Segment everything.")
     w.status_label.setWordWrap(True)
 
-    w.scope_combo.setToolTip("Run on the shown slice, or on every slice of the stack")
+    w.scope_combo.setToolTip("Run on the shown slice, or on every slice of the stack (3D "
+                             "stacks: also linked into 3D objects, one id per object)")
     layout = scrolling_body(w)  # collapsed sections keep it on a laptop screen
     w.params_section = Collapsible("Parameters", w.params)
     w.tiling_section = Collapsible("Large images (tiling)", w.tiling)
     for part in (data, _method_box(w), w.tiling_section):
         layout.addWidget(part)
-    layout.addLayout(_row(w.run_button, w.scope_combo, w.cancel_button))
+    layout.addLayout(_row(w.run_button, w.scope_combo, w.link_scope.iou, w.cancel_button))
     layout.addWidget(w.progress)
     layout.addWidget(_result_box(w))
     layout.addWidget(w.status_label)

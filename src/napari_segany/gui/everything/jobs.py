@@ -32,6 +32,8 @@ from ...engine.everything.methods import DETECTOR_NAME, check_detector, check_ne
 from ...engine.everything.stack import Plane
 from ...engine.progress import Progress
 from ...engine.tiling import TilingSettings, describe_tiles, model_input_size
+from ...engine.workflows.mask_features import result_features
+from ...engine.workflows.volume import iter_link_results
 from ..shared.image_slice import ImageSource
 from ..shared.workers import WorkerFailure, load_checked
 from .model import everything_where
@@ -62,6 +64,7 @@ class Request:
     data: object = None  # the layer's array when the run started (None: the layer's data)
     generation: int = 0  # the widget's count of image changes when the run started
     tiling: TilingSettings = field(default_factory=TilingSettings)
+    link_iou: float | None = None  # link the slices (indices: every slice of a 3D stack)
 
 
 @dataclass
@@ -70,6 +73,8 @@ class Outcome:
     model: object
     detector: object | None
     tiled: dict = field(default_factory=dict)  # slice index -> "tiled: ..." for tiled slices
+    features: dict = field(default_factory=dict)  # slice index -> table, row i: record i
+    links: dict = field(default_factory=dict)  # slice index -> 3D id of record i at [i + 1]
 
 
 def everything_job(request: Request, cancel: threading.Event):
@@ -113,10 +118,24 @@ def _segment(request: Request, cancel: threading.Event | None = None):
         planes, len(request.indices), model, request.method, detector, tiling=request.tiling,
         cache=request.cache, unit="slice", cancel=cancel, **request.params)
     outcome = Outcome(dict(zip(request.indices, results)), model, detector)
+    outcome.features = yield from _measure(request, outcome.results)
+    if request.link_iou is not None:
+        tables = yield from iter_link_results(results, request.link_iou)
+        outcome.links = dict(zip(request.indices, tables))
     grid = request.tiling.plan(request.source.spatial_shape[-2:], model_input_size(model))
     if grid is not None:  # every slice of a layer has the same shape
         outcome.tiled = {index: describe_tiles(grid) for index in request.indices}
     return outcome
+
+
+def _measure(request: Request, results: dict):
+    """The table of every slice's masks, with the raw pixels' intensities (read again, one
+    slice at a time)."""
+    tables = {}
+    for k, (index, result) in enumerate(results.items()):
+        yield Progress(k, len(results), f"measuring the objects of slice {k + 1}/{len(results)}")
+        tables[index] = result_features(result, request.source.read(index, request.data))
+    return tables
 
 
 def _plane(request: Request, index) -> Plane:

@@ -45,54 +45,70 @@ def ensure_result_layer(viewer, source: ImageSource) -> Labels:
                              opacity=0.6, metadata={RESULT_MARK: True})
 
 
-def show_slice(layer: Labels, index: tuple, result: EverythingResult) -> None:
+def show_slice(layer: Labels, index: tuple, result: EverythingResult, ids=None) -> None:
     """Paint ``result`` (an (H, W) EverythingResult) into one slice of the result layer.
 
     The masks are painted straight into the layer's array: no label image of the slice is
     made or kept besides the layer's own.  The layer is uint16 (ids restart at 1 on every
     slice: a few hundred objects each), half the memory of int32; it widens if a slice ever
-    needs more ids.
+    needs more ids.  ``ids``: the id of record k - 1 at ``ids[k]`` (3D objects) instead of k.
     """
-    if len(result) > np.iinfo(layer.data.dtype).max:
+    largest = len(result) if ids is None else int(np.max(ids, initial=0))
+    if largest > np.iinfo(layer.data.dtype).max:
         layer.data = layer.data.astype(np.int32)
     if isinstance(layer.data, np.ndarray):  # an integer index of an array: a view
-        result.paint(out=layer.data[index + (Ellipsis,)])
+        plane = result.paint(out=layer.data[index + (Ellipsis,)])
+        if ids is not None:
+            plane[...] = ids[plane]
     else:  # not a numpy array (the user replaced the layer's data): paint, then assign
-        layer.data[index + (Ellipsis,)] = result.paint(dtype=layer.data.dtype)
+        plane = result.paint(dtype=np.int32)
+        layer.data[index + (Ellipsis,)] = plane if ids is None else ids[plane]
     layer.refresh()
 
 
 def commit_slices(writer: LabelsWriter, items: list[tuple[tuple, np.ndarray]],
-                  preserve: bool = True) -> int:
+                  preserve: bool = True, linked: bool = False, assigned: dict | None = None
+                  ) -> int:
     """Write painted label images (``(slice index, (H, W) labels)`` pairs) into the writer's
     layer with new ids, as one undo step.  Returns the number of objects written.
+
+    ``linked``: the labels hold one id per object across slices (3D objects), which gets one
+    new id on every slice; otherwise every slice's objects get ids of their own.
+    ``assigned``: a dict filled with ``slice index -> (ids in labels, their new ids)`` of the
+    objects written (an object wholly hidden by existing labels gets none).
 
     Raises ValueError, before writing anything, when the new ids do not fit the layer's type
     (a commit is whole or not at all)."""
     layer = writer.layer
     next_id = writer.tracker.next_id(layer.data)
-    _check_ids_fit(layer, next_id, sum(_count_new(layer, i, l, preserve) for i, l in items))
+    visible = [_visible_ids(layer, index, labels, preserve) for index, labels in items]
+    union = np.unique(np.concatenate([np.zeros(0, np.int64), *visible])) if linked else None
+    _check_ids_fit(layer, next_id, union.size if linked else sum(v.size for v in visible))
     written = 0
     with layer.block_history():
-        for index, labels in items:
-            rows, cols, values = _new_pixels(layer, index, labels, preserve, next_id)
-            if rows.size == 0:
+        for (index, labels), ids in zip(items, visible):
+            if ids.size == 0:
                 continue
-            n_new = int(values.max()) - next_id + 1
+            known = union if linked else ids  # new id: next_id + position in known
+            rows, cols, values = _new_pixels(layer, index, labels, preserve, known, next_id)
             leading = tuple(np.full(rows.size, i, dtype=np.intp) for i in index)
             layer.data_setitem((*leading, rows, cols), values.astype(layer.data.dtype))
-            writer.tracker.observe(next_id + n_new - 1)
-            next_id += n_new
-            written += n_new
-    return written
+            new = next_id + np.searchsorted(known, ids)
+            writer.tracker.observe(int(new.max()))
+            if assigned is not None:
+                assigned[index] = (ids, new)
+            if not linked:
+                next_id += ids.size
+                written += ids.size
+    return int(union.size) if linked else written
 
 
-def _count_new(layer, index, labels, preserve) -> int:
-    """How many objects of one slice would get an id (those not wholly hidden)."""
+def _visible_ids(layer, index, labels, preserve) -> np.ndarray:
+    """The ids of one slice that would be written (objects not wholly hidden), sorted."""
     take = labels > 0
     if preserve:
         take &= np.asarray(layer.data[index] if index else layer.data) == 0
-    return int(np.unique(labels[take]).size)
+    return np.unique(labels[take])
 
 
 def _check_ids_fit(layer, next_id: int, n_new: int) -> None:
@@ -107,14 +123,28 @@ def _check_ids_fit(layer, next_id: int, n_new: int) -> None:
             "Labels layer.")
 
 
-def _new_pixels(layer, index, labels, preserve, first_id):
-    """(rows, cols, new ids) of one slice: objects renumbered first_id, first_id + 1, ... in
-    their order in ``labels``; an object wholly hidden by existing labels gets no id."""
+def _new_pixels(layer, index, labels, preserve, known: np.ndarray, first_id: int):
+    """(rows, cols, new ids) of one slice: an object's new id is first_id + its position in
+    ``known`` (sorted ids); an object wholly hidden by existing labels gets no pixel."""
     take = labels > 0
     if preserve:
         plane = layer.data[index] if index else layer.data
         take &= np.asarray(plane) == 0
     rows, cols = np.nonzero(take)
-    old = labels[rows, cols]
-    _, compact = np.unique(old, return_inverse=True)
-    return rows, cols, first_id + compact.reshape(-1).astype(np.int64)
+    return rows, cols, first_id + np.searchsorted(known, labels[rows, cols]).astype(np.int64)
+
+
+def append_features(layer: Labels, table: dict) -> None:
+    """Add ``table``'s rows (columns with an ``index`` of label ids) to ``layer.features``;
+    rows of the same ids there before are replaced."""
+    import pandas as pd
+
+    if not table:
+        return
+    new = pd.DataFrame(table)
+    old = layer.features
+    if len(old):
+        if "index" in old:
+            old = old[~old["index"].isin(new["index"])]
+        new = pd.concat([old, new], ignore_index=True)
+    layer.features = new

@@ -2,7 +2,9 @@
 
 ``MethodParams`` holds one form per method (what the run computes with; changing them
 needs a new run).  ``FilterPanel`` holds the post-filters (they re-select masks of the
-finished run, live, without recomputing) and emits ``changed``.
+finished run, live, without recomputing) and emits ``changed``: the sliders of
+``FilterSettings``, and min / max rows on any measured feature (``ranges()``, in a folded
+section).
 """
 from __future__ import annotations
 
@@ -15,6 +17,12 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleSlider, QLabeledSlider
 
 from ...engine.everything.presets import FilterSettings
+from ..shared.collapsible import Collapsible
+from ..shared.range_filters import RangeFilters
+
+#: The feature columns offered before a run has measured anything (a one-channel image).
+FEATURE_COLUMNS = ("area", "perimeter", "solidity", "circularity", "eccentricity",
+                   "mean_intensity", "max_intensity", "score", "stability")
 
 METHOD_TITLES = {
     "grid": "SAM grid (automatic mask generator)",
@@ -172,6 +180,14 @@ class FilterPanel(QWidget):
         parts_row.addWidget(self.parts_check)
         parts_row.addWidget(self.contained, 1)
         form.addRow(parts_row)
+        self.features = RangeFilters()
+        self.features.set_columns(list(FEATURE_COLUMNS))
+        self.features.add_button.setText("Add a feature filter")
+        self.features.add_button.setToolTip("Keep the masks whose measure (area, shape, "
+                                            "intensity, score...) lies in [min, max].")
+        self.features_section = Collapsible("Filter by feature (min / max)", self.features)
+        form.addRow(self.features_section)
+        self.features.changed.connect(self.changed.emit)
         for slider in (self.min_area, self.max_area, self.min_score, self.min_stability, self.contained):
             slider.valueChanged.connect(lambda *_: self.changed.emit())
         self.parts_check.toggled.connect(lambda *_: self.changed.emit())
@@ -188,6 +204,31 @@ class FilterPanel(QWidget):
             min_stability=self.min_stability.value() or None,
             max_contained=self.contained.value() if self.parts_check.isChecked() else None,
         )
+
+    def ranges(self) -> dict[str, tuple]:
+        """The feature filters, ``{column: (min, max)}`` (None: an open end)."""
+        return self.features.ranges()
+
+    def set_ranges(self, **ranges) -> None:
+        """Replace the feature filters by ``column=(min, max)`` ranges; one ``changed``."""
+        rows = self.features
+        unknown = sorted(set(ranges) - set(rows.columns))
+        if unknown:
+            raise ValueError(f"No feature {unknown} to filter on; known: {', '.join(rows.columns)}.")
+        rows.blockSignals(True)  # one `changed` for the whole update
+        try:
+            rows.clear()
+            for column, (low, high) in ranges.items():
+                rows.add(column, low, high)
+        finally:
+            rows.blockSignals(False)
+        if ranges:
+            self.features_section.set_expanded(True)
+        self.changed.emit()
+
+    def set_columns(self, columns) -> None:
+        """The feature columns of the latest run (rows on a column gone are removed)."""
+        self.features.set_columns([c for c in columns if c not in ("label", "plane")])
 
     def set_settings(self, **values) -> None:
         """Set filters by FilterSettings field name (None switches one off)."""

@@ -19,6 +19,7 @@ from ...engine.errors import Cancelled, SegAnyError, WeightsNotFoundError
 from ...engine.weights import RefusedFile
 from .jobs import ModelChoice, Request, detector_choice, gui_wording, start_everything
 from .layers import ensure_result_layer
+from .linking import SHOWN
 from .model import choice_problem, everything_where
 from .params import METHOD_TITLES
 from .controls import set_busy, show_progress
@@ -88,22 +89,29 @@ class RunController(QObject):
         host = self.host
         method, choice, source = host.method, host.model_choice_wanted(), host.source
         detector = detector_choice(host.detector_row.path, choice.device, choice.precision)
-        scope_all = host.scope_combo.currentIndex() == 1 and source.n_leading > 0
+        link_iou = host.link_scope.wanted() if source.n_leading == 1 else None
+        scope_all = host.scope_combo.currentIndex() != SHOWN and source.n_leading > 0
         host.cache.backing_store = layer_store(source.layer)  # shared with the other widget
         return Request(
             source, all_indices(source) if scope_all else [host.shown_index()], method,
             host.params.values(method), choice,
             host.model if choice == host.model_choice else None,
             detector, host.detector if detector == host.detector_choice else None, host.cache,
-            data=source.layer.data, generation=host.generation, tiling=host.tiling.settings())
+            data=source.layer.data, generation=host.generation, tiling=host.tiling.settings(),
+            link_iou=link_iou)
 
     def _done(self, outcome) -> None:
         host, request = self.host, self.job.request
         if request.source != host.source or request.generation != host.generation:
             return  # another image was picked, or this one changed, meanwhile
         layer = ensure_result_layer(host.viewer, host.source)
-        found, kept = host.view.add(layer, outcome.results, host.filters.settings())
+        for table in list(outcome.features.values())[:1]:  # the columns measured
+            host.filters.set_columns(table)
+        found, kept = host.view.add(layer, outcome.results, host.filters.settings(),
+                                    outcome.features, outcome.links, host.filters.ranges())
         tiled = sorted(set(outcome.tiled.values()))
+        if outcome.links:
+            tiled.append(f"{max(int(ids.max()) for ids in outcome.links.values())} 3D objects")
         how = f" ({'; '.join(tiled)})" if tiled else ""
         host.status_label.setText(f"Done{how}: {found} masks found, {kept} after the filters. "
                                   "Adjust the filters, then Commit.")

@@ -10,9 +10,17 @@ Scripting (everything a GUI user does)::
     w.set_tiling(tile=1024, halo=128)              # large slices: tile size and halo (px)
     results = w.run(all_slices=False)              # {slice index: EverythingResult}; waits
     w.set_filters(min_area=80, max_contained=0.9)  # live: no recomputation
+    w.filter_features(circularity=(0.8, None))     # live, on the measured features
     n = w.commit()                                 # into "SegAny labels"; one undo step
 
-Threads: loading, encoding and decoding run in a napari worker (progress bar, Cancel);
+A (Z, Y, X) stack: ``w.set_linking(True, min_iou=0.5)`` then ``w.run()`` segments every
+slice and links the masks into 3D objects (one id per object on the result layer and in a
+commit).  Every mask is measured in the worker: the result layer's ``features`` list the
+shown slice's kept masks with area, perimeter, solidity, circularity, eccentricity, mean /
+max intensity, score and stability (``w.features``: all masks); a commit adds the rows of
+what it writes to the target's ``features``.
+
+Threads: loading, encoding, decoding and measuring run in a napari worker (progress bar, Cancel);
 filters and commits run on the main thread (they only re-select and paint stored masks).
 Slices larger than the tiling threshold run tile by tile ("Large images": ``w.tiling``).
 
@@ -44,7 +52,9 @@ from ..shared.qt_helpers import (
 from ..shared.workers import process_events_until
 from .controls import build_controls, set_busy
 from .jobs import ModelChoice
-from .layers import commit_slices, ensure_result_layer, is_result_layer
+from .layers import append_features, commit_slices, ensure_result_layer, is_result_layer
+from .linking import SHOWN
+from .object_options import ObjectOptions
 from .params import METHOD_TITLES
 from .results import ResultView
 from .runner import RunController
@@ -52,7 +62,7 @@ from .runner import RunController
 FILTER_DEBOUNCE_MS = 60
 
 
-class EverythingWidget(ShutsDownWhenClosed, QWidget):
+class EverythingWidget(ObjectOptions, ShutsDownWhenClosed, QWidget):
     """Everything mode (SAM grid, object-aware prompts, FastSAM) with live filters and commit."""
 
     def __init__(self, napari_viewer, parent=None):
@@ -122,8 +132,8 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
         """Segment the shown slice (or all slices) in a worker; returns the unfiltered results
         by slice index once done when ``wait``.  Raises ImageError without an image; while a
         cancelled run is stopping, the new one starts after it."""
-        if all_slices is not None:
-            self.scope_combo.setCurrentIndex(int(all_slices))
+        if all_slices is not None and not (all_slices and self.link_scope.wanted()):
+            self.scope_combo.setCurrentIndex(int(all_slices))  # (a linked run is on all)
         if self.source is None:
             raise ImageError("No image: open one and pick it in the widget, or call set_image(layer).")
         self.runner.request()
@@ -141,7 +151,7 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
         if self.source is None or not self.shown:
             notify.info("Nothing to commit: run everything mode first.")
             return 0
-        scope_all = self.scope_combo.currentIndex() == 1 if all_slices is None else all_slices
+        scope_all = self.scope_combo.currentIndex() != SHOWN if all_slices is None else all_slices
         indices = sorted(self.shown) if scope_all else [self.shown_index()]
         indices = [i for i in indices if i in self.shown]
         if not indices:
@@ -153,11 +163,14 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
             return 0
         self.writer.attach(target)
         keep = self.preserve_check.isChecked() if preserve is None else preserve
+        assigned: dict = {}
         try:
-            n = commit_slices(self.writer, [(i, self.shown[i].paint()) for i in indices], keep)
+            n = commit_slices(self.writer, [(i, self.view.painted(i)) for i in indices], keep,
+                              self.view.linked, assigned)
         except ValueError as exc:
             notify.error(str(exc))
             return 0
+        append_features(target, self.view.committed_table(assigned))
         self.status_label.setText(f"Committed {n} objects into {target.name!r} "
                                   "(Ctrl+Z on that layer undoes the whole commit).")
         notify.info(f"Committed {n} objects into {target.name!r}.")
@@ -211,6 +224,7 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
 
     def update_count(self) -> None:
         self.count_label.setText(self.view.count_text(self.shown_index()))
+        self._show_features()
 
     # ============================ UI =======================================================
     def _build_ui(self) -> None:
@@ -309,6 +323,7 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
             self.source = source
             layer.events.data.connect(self._on_image_data)
         self.scope_combo.setEnabled(source.n_leading > 0)
+        self.link_scope.offer(source.n_leading == 1)
         self._show_choice()
 
     def _show_choice(self) -> None:
@@ -361,12 +376,12 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
     def _refresh_stale(self, indices) -> None:
         if self.view.needs_refresh(indices):
             layer = ensure_result_layer(self.viewer, self.source)
-            self.view.refresh(layer, indices, self.filters.settings())
+            self.view.refresh(layer, indices, self.filters.settings(), self.filters.ranges())
 
     def _on_step(self, event=None) -> None:
-        if self.source is not None and self.view.stale:
+        if self.source is not None and self.view.results:
             self._refresh_stale([self.shown_index()])
-            self.update_count()
+            self.update_count()  # and the shown slice's features
 
     # ============================ closing ==================================================
     def _shut_down(self) -> None:

@@ -9,7 +9,7 @@ object tables.
 * :mod:`.tracking_dock` ("Tracking"): tracks with divisions, corrections
   (:mod:`.tracking_edits`), export in the Cell Tracking Challenge format;
 * :mod:`.table_dock` ("Object Table"): measurements per object, row selection, live filters
-  (:mod:`.table_filters`), CSV export.
+  (``shared.range_filters``, :mod:`.table_filters`), CSV export.
 
 :mod:`.common` holds what they share: layer pickers, the job panel (worker, progress bar,
 Cancel) and frame-by-frame progress for blocking engine calls.  The engine functions come

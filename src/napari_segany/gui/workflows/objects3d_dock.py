@@ -27,7 +27,7 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QPushButton, QSpinBox,
+    QComboBox, QFormLayout, QGroupBox, QLabel, QPushButton, QSpinBox,
     QVBoxLayout, QWidget,
 )
 
@@ -40,6 +40,7 @@ from ...engine.workflows.volume import iter_segment_volume
 # _load: the Segment Everything dock's model loading job (its wording of a missing file)
 from ..everything.jobs import ModelChoice, detector_choice
 from ..everything.jobs import _load as load_job
+from ..everything.linking import link_iou_spin
 from ..everything.model import DetectorRow, EverythingModelPanel
 from ..everything.params import METHOD_TITLES, MethodParams
 from ..shared.labels_io import NEW_LABELS
@@ -142,12 +143,7 @@ class Objects3DWidget(ShutsDownWhenClosed, QWidget):
         self.detector_row = DetectorRow(self.model_panel.file_checks)
         self.detector_label = QLabel("Detector")
         self.params = MethodParams()
-        self.iou_spin = QDoubleSpinBox()
-        self.iou_spin.setRange(0.05, 1.0)
-        self.iou_spin.setSingleStep(0.05)
-        self.iou_spin.setValue(0.5)
-        self.iou_spin.setToolTip("Masks on neighbouring slices overlapping at least this much "
-                                 "(IoU) are one object; 0.3 for slices far apart.")
+        self.iou_spin = link_iou_spin()
         defaults = FilterSettings()
         self.min_size_spin = QSpinBox()
         self.min_size_spin.setRange(0, 10**9)

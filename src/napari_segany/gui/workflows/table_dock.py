@@ -32,7 +32,8 @@ from ...engine.workflows.features import filter_objects, object_features, write_
 from ..shared.qt_helpers import ShutsDownWhenClosed, signals_blocked, single_shot_timer
 from ..shared.workers import process_events_until
 from .common import JobPanel, LayerPicker
-from .table_filters import FilterPanel, ObjectHider
+from ..shared.range_filters import RangeFilters
+from .table_filters import ObjectHider
 from .table_model import ObjectTableModel
 
 NO_IMAGE = "(no image)"
@@ -118,7 +119,7 @@ class ObjectTableWidget(ShutsDownWhenClosed, QWidget):
         self.grid.sortByColumn(0, Qt.SortOrder.AscendingOrder)  # Qt's default is descending
         self.grid.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.grid.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.filters = FilterPanel()
+        self.filters = RangeFilters()
         self.count_label = QLabel("No table yet: Measure.")
         self.csv_edit = QLineEdit()
         self.csv_edit.setPlaceholderText("objects.csv")
