@@ -20,12 +20,11 @@ shown slice's kept masks with area, perimeter, solidity, circularity, eccentrici
 max intensity, score and stability (``w.features``: all masks); a commit adds the rows of
 what it writes to the target's ``features``.
 
-Threads: loading, encoding, decoding and measuring run in a napari worker (progress bar, Cancel);
-filters and commits run on the main thread (they only re-select and paint stored masks).
-Slices larger than the tiling threshold run tile by tile ("Large images": ``w.tiling``).
+Threads: loading, encoding, decoding and measuring run in a napari worker (progress bar,
+Cancel); filters and commits re-select and paint stored masks.  Large slices run tile by tile.
 
-Parts: the controls (:mod:`.controls`), runs and model loads (:class:`.runner.RunController`),
-results and their filtered selection (:class:`.results.ResultView`).
+Parts: :mod:`.controls`, :class:`.runner.RunController` (runs, model loads),
+:class:`.results.ResultView` (results, their filtered selection).
 
 Robustness: a run is cancelled (nothing shown, nothing written) when its image layer is
 removed, its data replaced, or the widget closed (also when napari takes it out of its dock);
