@@ -165,12 +165,16 @@ def test_decoder_on_our_embedding(sam_b, case_b, our_embeddings, img, run):
 
 
 # ----------------------------------------------------------------- ViT-L encoder
-def test_vit_l_image_embedding(synth_state_dict, parity_dir):
-    """ViT-L end to end through load_model + Predictor (same code paths as ViT-B but
-    width/depth/heads/global indexes; the official encoder took 98 s here, ours ~30 s)."""
+def test_vit_l_image_embedding(synth_state_dict, parity_dir, tmp_path):
+    """ViT-L end to end from a file through load_model + Predictor (same code paths as ViT-B
+    but width/depth/heads/global indexes).  Loading from a file holds one copy of the weights
+    (load_weights(consume=True)), which keeps the suite's peak memory low."""
     import napari_segany as nsa
 
-    model = nsa.load_model("sam_vit_l", checkpoint=synth_state_dict("sam_vit_l"), device="cpu")
+    path = tmp_path / "sam_vit_l.pth"
+    torch.save(synth_state_dict("sam_vit_l"), path)  # not kept by the fixture: too large
+    model = nsa.load_model("sam_vit_l", checkpoint=path, device="cpu")
+    path.unlink()
     predictor = nsa.Predictor(model)
     predictor.set_image(load_image(parity_dir, "chelsea"))
     ours = predictor.features.numpy()

@@ -58,7 +58,8 @@ def load_model(name: str | ModelSpec, checkpoint=None, device=None,
         model = spec.build(**config)
     except (TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"{source} does not describe a {spec.name} network: {exc}") from None
-    load_weights(model, spec, state_dict, source)
+    load_weights(model, spec, state_dict, source, consume=True)
+    del state_dict
     model = model.float().eval()
     prepare = getattr(model, "prepare_for_inference", None)
     if callable(prepare):
@@ -103,8 +104,14 @@ def _resolve_weights(spec: ModelSpec, checkpoint) -> tuple[dict, dict, str]:
     return state_dict, config, str(path)
 
 
-def load_weights(model: torch.nn.Module, spec: ModelSpec, state_dict: dict, source: str) -> None:
-    """Strictly load an official-layout state dict; explain mismatches in user terms."""
+def load_weights(model: torch.nn.Module, spec: ModelSpec, state_dict: dict, source: str,
+                 consume: bool = False) -> None:
+    """Strictly load an official-layout state dict; explain mismatches in user terms.
+
+    ``consume=True`` (the caller owns ``state_dict``): the dict is emptied and each part of the
+    file is released once copied, so loading holds about one copy of the weights, not two
+    (ViT-H: 2.5 GB instead of 5 GB at the peak).
+    """
     try:
         mapped = spec.map_keys(state_dict)
     except (KeyError, ValueError, TypeError) as exc:
@@ -115,7 +122,22 @@ def load_weights(model: torch.nn.Module, spec: ModelSpec, state_dict: dict, sour
     if missing or unexpected or wrong_shape:
         raise CheckpointError(_mismatch_message(spec, source, state_dict, missing, unexpected,
                                                 wrong_shape))
-    model.load_state_dict(mapped, strict=True)
+    if not consume:
+        model.load_state_dict(mapped, strict=True)
+        return
+    state_dict.clear()
+    for group in _module_groups(mapped):
+        # strictness was checked above on the whole dict; load_state_dict keeps the modules'
+        # own loading hooks
+        model.load_state_dict({key: mapped.pop(key) for key in group}, strict=False)
+
+
+def _module_groups(mapped: dict, depth: int = 3) -> list[list[str]]:
+    """The keys grouped by their first ``depth`` name parts (e.g. one transformer block)."""
+    groups: dict[str, list[str]] = {}
+    for key in mapped:
+        groups.setdefault(".".join(key.split(".")[:depth]), []).append(key)
+    return list(groups.values())
 
 
 def _mismatch_message(spec, source, state_dict, missing, unexpected, wrong_shape) -> str:

@@ -7,8 +7,10 @@ name, with a message saying what the file is (:mod:`.refusals`).
 """
 from __future__ import annotations
 
+import os
 import pickle
 import threading
+import zipfile
 from contextlib import contextmanager
 from typing import Any
 
@@ -50,7 +52,10 @@ def safe_torch_load(source, name=None) -> Any:
 
 def _weights_only_load(source) -> Any:
     rewind(source)
-    return torch.load(source, map_location="cpu", weights_only=True)
+    # a zip-format file on disk is mapped, not read: its pages are shared with the page cache
+    # and dropped part by part as the loader copies them into the model (one copy at the peak)
+    mmap = isinstance(source, (str, os.PathLike)) and zipfile.is_zipfile(source)
+    return torch.load(source, map_location="cpu", weights_only=True, mmap=mmap)
 
 
 @contextmanager
