@@ -122,3 +122,15 @@ def random_fastsam():
     from _everything import load_random_yolo
 
     return load_random_yolo("fastsam_s")
+
+
+if os.environ.get("SEGANY_TEST_MEMLOG"):  # where the suite's memory goes: RSS after each test
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logfinish(nodeid, location):
+        import resource
+
+        with open("/proc/self/statm") as statm:
+            rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+        with open(os.environ["SEGANY_TEST_MEMLOG"], "a") as log:
+            log.write(f"{rss:8.0f} {peak:8.0f} {nodeid}\n")

@@ -125,6 +125,7 @@ def load_weights(model: torch.nn.Module, spec: ModelSpec, state_dict: dict, sour
     if not consume:
         model.load_state_dict(mapped, strict=True)
         return
+    mapped = dict(mapped)  # map_keys may return state_dict itself: never empty what we load
     state_dict.clear()
     for group in _module_groups(mapped):
         # strictness was checked above on the whole dict; load_state_dict keeps the modules'
