@@ -66,6 +66,38 @@ def isolated_settings(tmp_path):
     return tmp_path / "qsettings"
 
 
+@pytest.fixture(autouse=True)
+def _release_closed_viewers(qapp):
+    """After each test: Qt's pending deletions run and Python's cycles are collected, so the
+    closed viewers, docks and models of a test do not stay in memory for the rest of the run."""
+    yield
+    import gc
+
+    from qtpy.QtCore import QCoreApplication, QEvent
+
+    _drop_closed_windows_theme_hooks()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    qapp.processEvents()
+    gc.collect()
+
+
+def _drop_closed_windows_theme_hooks():
+    """napari 0.9 leaks every closed window: ``Window._disconnect_theme`` disconnects a new
+    lambda, not the one ``_connect_theme`` connected to the theme's ``canvas`` event, so the
+    theme keeps the window, its viewer, layers and docks (about 15 MB a test).  Drop those
+    lambdas of closed windows (a window that is closed has no ``_qt_window``)."""
+    from napari.utils.theme import _themes
+
+    for theme in _themes.values():
+        emitter = theme.events.canvas
+        for callback in list(emitter.callbacks):
+            if "_connect_theme" not in getattr(callback, "__qualname__", ""):
+                continue
+            cells = [cell.cell_contents for cell in callback.__closure__ or ()]
+            if cells and not any(hasattr(window, "_qt_window") for window in cells):
+                emitter.disconnect(callback)
+
+
 def collect_notifications(monkeypatch) -> list:
     """Every notification of the docks (they all go through gui.shared.notify), as
     (level, message)."""
