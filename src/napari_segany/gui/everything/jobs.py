@@ -7,6 +7,9 @@ encoder blocks): it raises :class:`Cancelled` within a fraction of a second, aft
 its decoder pool in the worker thread (its helper threads joined before the worker ends);
 nothing reaches the layers.
 
+At the end, each slice's masks are selected with the filters of the start and painted here
+(:func:`.painting.select_and_paint`): the main thread only copies the label images.
+
 Slices are read inside the worker, one at a time (a stack is never copied whole), from the
 array the run started with (``Request.data``), and image embeddings go through an
 :class:`EmbeddingCache`, so running again with other parameters on the same slice only
@@ -35,6 +38,7 @@ from ...engine.tiling import TilingSettings, describe_tiles, model_input_size
 from ..shared.image_slice import ImageSource
 from ..shared.workers import WorkerFailure, load_checked
 from .model import everything_where
+from .painting import select_and_paint
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class Request:
     data: object = None  # the layer's array when the run started (None: the layer's data)
     generation: int = 0  # the widget's count of image changes when the run started
     tiling: TilingSettings = field(default_factory=TilingSettings)
+    filters: object = None  # the FilterSettings when the run started (None: nothing painted)
 
 
 @dataclass
@@ -68,6 +73,7 @@ class Outcome:
     model: object
     detector: object | None
     tiled: dict = field(default_factory=dict)  # slice index -> "tiled: ..." for tiled slices
+    prepared: dict = field(default_factory=dict)  # slice index -> (filtered result, labels)
 
 
 def everything_job(request: Request, cancel: threading.Event):
@@ -111,6 +117,9 @@ def _segment(request: Request, cancel: threading.Event | None = None):
         planes, len(request.indices), model, request.method, detector, tiling=request.tiling,
         cache=request.cache, unit="slice", cancel=cancel, **request.params)
     outcome = Outcome(dict(zip(request.indices, results)), model, detector)
+    if request.filters is not None:  # here, not on the main thread (see .painting)
+        yield Progress(1, 1, "painting the result…")
+        outcome.prepared = select_and_paint(outcome.results.items(), request.filters)
     grid = request.tiling.plan(request.source.spatial_shape[-2:], model_input_size(model))
     if grid is not None:  # every slice of a layer has the same shape
         outcome.tiled = {index: describe_tiles(grid) for index in request.indices}

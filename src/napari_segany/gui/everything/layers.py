@@ -5,11 +5,8 @@
   on top).  It is a scratch view: rewritten whole-slice, without undo history, uint16.  It
   is recognised by a mark in its metadata, not by its name: a layer of the user's that
   happens to bear the name is never rewritten or removed.
-* A commit copies what the result layer shows into the target Labels (the layer the
-  interactive widget writes to, by default) with new ids after the largest in use, in a
-  single ``block_history``: one Ctrl+Z undoes the whole commit, all slices included.  With
-  ``preserve`` only background pixels are written, so corrections made there survive.  A
-  commit whose ids would not fit the layer's type is refused before anything is written.
+* Committing into the target Labels is :mod:`.commit`'s (prepared in a worker, written
+  in steps as one undo step).
 """
 from __future__ import annotations
 
@@ -18,7 +15,6 @@ from napari.layers import Labels
 
 from ...engine.everything.result import EverythingResult
 from ..shared.image_slice import ImageSource
-from ..shared.labels_io import LabelsWriter
 
 RESULT_NAME = "SegAny everything"
 RESULT_MARK = "napari_segany_everything_result"  # metadata key of the widget's result layer
@@ -46,75 +42,17 @@ def ensure_result_layer(viewer, source: ImageSource) -> Labels:
 
 
 def show_slice(layer: Labels, index: tuple, result: EverythingResult) -> None:
-    """Paint ``result`` (an (H, W) EverythingResult) into one slice of the result layer.
-
-    The masks are painted straight into the layer's array: no label image of the slice is
-    made or kept besides the layer's own.  The layer is uint16 (ids restart at 1 on every
-    slice: a few hundred objects each), half the memory of int32; it widens if a slice ever
-    needs more ids.
-    """
-    if len(result) > np.iinfo(layer.data.dtype).max:
-        layer.data = layer.data.astype(np.int32)
-    if isinstance(layer.data, np.ndarray):  # an integer index of an array: a view
-        result.paint(out=layer.data[index + (Ellipsis,)])
-    else:  # not a numpy array (the user replaced the layer's data): paint, then assign
-        layer.data[index + (Ellipsis,)] = result.paint(dtype=layer.data.dtype)
+    """Paint ``result`` (an (H, W) EverythingResult) into one slice of the result layer, now
+    (the widget paints in a worker and copies with :func:`write_slice`)."""
+    write_slice(layer, index, result.paint())
     layer.refresh()
 
 
-def commit_slices(writer: LabelsWriter, items: list[tuple[tuple, np.ndarray]],
-                  preserve: bool = True) -> int:
-    """Write painted label images (``(slice index, (H, W) labels)`` pairs) into the writer's
-    layer with new ids, as one undo step.  Returns the number of objects written.
+def write_slice(layer: Labels, index: tuple, labels: np.ndarray) -> None:
+    """Copy a painted (H, W) label image into slice ``index`` of the result layer (no refresh).
 
-    Raises ValueError, before writing anything, when the new ids do not fit the layer's type
-    (a commit is whole or not at all)."""
-    layer = writer.layer
-    next_id = writer.tracker.next_id(layer.data)
-    _check_ids_fit(layer, next_id, sum(_count_new(layer, i, l, preserve) for i, l in items))
-    written = 0
-    with layer.block_history():
-        for index, labels in items:
-            rows, cols, values = _new_pixels(layer, index, labels, preserve, next_id)
-            if rows.size == 0:
-                continue
-            n_new = int(values.max()) - next_id + 1
-            leading = tuple(np.full(rows.size, i, dtype=np.intp) for i in index)
-            layer.data_setitem((*leading, rows, cols), values.astype(layer.data.dtype))
-            writer.tracker.observe(next_id + n_new - 1)
-            next_id += n_new
-            written += n_new
-    return written
-
-
-def _count_new(layer, index, labels, preserve) -> int:
-    """How many objects of one slice would get an id (those not wholly hidden)."""
-    take = labels > 0
-    if preserve:
-        take &= np.asarray(layer.data[index] if index else layer.data) == 0
-    return int(np.unique(labels[take]).size)
-
-
-def _check_ids_fit(layer, next_id: int, n_new: int) -> None:
-    kind = np.dtype(layer.data.dtype)
-    if kind.kind not in "iu" or n_new == 0:
-        return
-    limit, needed = int(np.iinfo(kind).max), next_id + n_new - 1
-    if needed > limit:
-        raise ValueError(
-            f"{layer.name!r} stores {kind} ids (at most {limit}); {needed} are needed. Nothing "
-            "was written. Convert it (Layer > Convert data type > uint32) or commit into a new "
-            "Labels layer.")
-
-
-def _new_pixels(layer, index, labels, preserve, first_id):
-    """(rows, cols, new ids) of one slice: objects renumbered first_id, first_id + 1, ... in
-    their order in ``labels``; an object wholly hidden by existing labels gets no id."""
-    take = labels > 0
-    if preserve:
-        plane = layer.data[index] if index else layer.data
-        take &= np.asarray(plane) == 0
-    rows, cols = np.nonzero(take)
-    old = labels[rows, cols]
-    _, compact = np.unique(old, return_inverse=True)
-    return rows, cols, first_id + compact.reshape(-1).astype(np.int64)
+    The layer is uint16 (ids restart at 1 on every slice: a few hundred objects each), half
+    the memory of int32; it widens if a slice ever needs more ids."""
+    if np.dtype(labels.dtype).itemsize > np.dtype(layer.data.dtype).itemsize:
+        layer.data = layer.data.astype(labels.dtype)
+    layer.data[index + (Ellipsis,)] = labels

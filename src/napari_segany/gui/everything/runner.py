@@ -18,7 +18,6 @@ from qtpy.QtCore import QObject
 from ...engine.errors import Cancelled, SegAnyError, WeightsNotFoundError
 from ...engine.weights import RefusedFile
 from .jobs import ModelChoice, Request, detector_choice, gui_wording, start_everything
-from .layers import ensure_result_layer
 from .model import choice_problem, everything_where
 from .params import METHOD_TITLES
 from .controls import set_busy, show_progress
@@ -47,7 +46,7 @@ class RunController(QObject):
             self.queued = True  # starts when the cancelled run has stopped (_finished)
             self.host.status_label.setText("Starting when the cancelled run has stopped…")
             return
-        if self.busy:
+        if self.host.busy_running:
             self.host.notify("info", "Everything mode is already running (or a model is "
                              "loading); wait or Cancel.")
             return
@@ -94,14 +93,19 @@ class RunController(QObject):
             host.params.values(method), choice,
             host.model if choice == host.model_choice else None,
             detector, host.detector if detector == host.detector_choice else None, host.cache,
-            data=source.layer.data, generation=host.generation, tiling=host.tiling.settings())
+            data=source.layer.data, generation=host.generation, tiling=host.tiling.settings(),
+            filters=host.filters.settings())
 
     def _done(self, outcome) -> None:
         host, request = self.host, self.job.request
         if request.source != host.source or request.generation != host.generation:
             return  # another image was picked, or this one changed, meanwhile
-        layer = ensure_result_layer(host.viewer, host.source)
-        found, kept = host.view.add(layer, outcome.results, host.filters.settings())
+        host.view.add(outcome.results)
+        current = request.filters == host.filters.settings()  # else moved during the run
+        host.painter.show(outcome.prepared, current)
+        if not current:
+            host.painter.request([host.shown_index()])
+        found, kept = host.view.found_and_kept(outcome.results)
         tiled = sorted(set(outcome.tiled.values()))
         how = f" ({'; '.join(tiled)})" if tiled else ""
         host.status_label.setText(f"Done{how}: {found} masks found, {kept} after the filters. "
@@ -143,7 +147,7 @@ class RunController(QObject):
     def preload(self, name: str, checkpoint: str = "", device: str = "") -> None:
         """Load a model now (the Load button) in a worker."""
         host = self.host
-        if self.busy:
+        if host.busy_running:
             host.notify("info", "Busy: wait for the current job to finish.")
             return
         choice = ModelChoice(name, checkpoint, device)

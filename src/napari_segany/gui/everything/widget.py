@@ -13,7 +13,9 @@ Scripting (everything a GUI user does)::
     n = w.commit()                                 # into "SegAny labels"; one undo step
 
 Threads: loading, encoding and decoding run in a napari worker (progress bar, Cancel);
-filters and commits run on the main thread (they only re-select and paint stored masks).
+re-selecting with the filters and painting run in workers too (:mod:`.painting`), and a
+commit is prepared in a worker and written in short steps (:mod:`.commit`): the viewer
+never waits long for the widget.
 Slices larger than the tiling threshold run tile by tile ("Large images": ``w.tiling``).
 
 Parts: the controls (:mod:`.controls`), runs and model loads (:class:`.runner.RunController`),
@@ -44,7 +46,9 @@ from ..shared.qt_helpers import (
 from ..shared.workers import process_events_until
 from .controls import build_controls, set_busy
 from .jobs import ModelChoice
-from .layers import commit_slices, ensure_result_layer, is_result_layer
+from .commit import CommitRun, start_commit
+from .layers import is_result_layer
+from .painting import ResultPainter
 from .params import METHOD_TITLES
 from .results import ResultView
 from .runner import RunController
@@ -65,6 +69,8 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
         self.cache = EmbeddingCache(budget_bytes=256 << 20)  # slices and tiles
         self.writer = LabelsWriter()
         self.runner = RunController(self)
+        self.painter = ResultPainter(self, on_shown=self.update_count)
+        self.committing: CommitRun | None = None
         self.generation = 0  # image changes seen: results of an older image are dropped
         self.closed = False  # closed or taken out of its dock: worker results are dropped
         self._filter_timer = single_shot_timer(self, FILTER_DEBOUNCE_MS, self._apply_filters)
@@ -110,6 +116,7 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
         min_stability, max_contained; None = off); applied at once."""
         self.filters.set_settings(**filters)
         self._apply_filters()
+        self.wait()
 
     def set_tiling(self, tile=None, halo=None, threshold=None, enabled: bool = True) -> None:
         """Slices longer than ``threshold`` px (None: 2 x model input, >= 2048) run in tiles of
@@ -130,14 +137,22 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
         return self.results
 
     def cancel(self, reason: str = "") -> None:
-        """Stop the running job (and a run waiting for it); nothing of it is shown or written."""
+        """Stop the running job (and a run waiting for it) or commit; nothing of it is shown
+        or written."""
         self.runner.cancel(reason)
+        if self.committing is not None:
+            self.committing.cancel()
 
-    def commit(self, all_slices: bool | None = None, preserve: bool | None = None) -> int:
+    def commit(self, all_slices: bool | None = None, preserve: bool | None = None,
+               wait: bool = True) -> int:
         """Copy the shown result (of the shown slice, or of every segmented slice) into the
-        target Labels with new ids, as one undo step. Returns the number of objects written."""
+        target Labels with new ids, as one undo step (prepared in a worker, written in short
+        steps). Returns the number of objects written once done when ``wait`` (else 0)."""
         if self.source is None or not self.shown:
             notify.info("Nothing to commit: run everything mode first.")
+            return 0
+        if self.busy_running:
+            notify.info("Busy: wait for the current job to finish (or Cancel), then commit.")
             return 0
         scope_all = self.scope_combo.currentIndex() == 1 if all_slices is None else all_slices
         indices = sorted(self.shown) if scope_all else [self.shown_index()]
@@ -145,21 +160,16 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
         if not indices:
             notify.info("This slice has no result yet: run it first, or commit all slices.")
             return 0
-        self._refresh_stale(indices)
         target = self._target_layer()
         if target is None:
             return 0
         self.writer.attach(target)
         keep = self.preserve_check.isChecked() if preserve is None else preserve
-        try:
-            n = commit_slices(self.writer, [(i, self.shown[i].paint()) for i in indices], keep)
-        except ValueError as exc:
-            notify.error(str(exc))
-            return 0
-        self.status_label.setText(f"Committed {n} objects into {target.name!r} "
-                                  "(Ctrl+Z on that layer undoes the whole commit).")
-        notify.info(f"Committed {n} objects into {target.name!r}.")
-        return n
+        written = []
+        self.committing = start_commit(self, indices, keep, written)
+        if wait:
+            self.wait()
+        return written[0] if written else 0
 
     @property
     def results(self) -> dict:
@@ -173,8 +183,14 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
 
     @property
     def busy(self) -> bool:
-        """A run (running, stopping or waiting to start) or a model load is under way."""
-        return self.runner.busy
+        """A run (running, stopping or waiting to start), a model load, a commit or a
+        re-selection of the result is under way."""
+        return self.busy_running or self.painter.busy
+
+    @property
+    def busy_running(self) -> bool:
+        """A run, a model load or a commit (what excludes another one) is under way."""
+        return self.runner.busy or self.committing is not None
 
     @property
     def _job(self):
@@ -220,7 +236,7 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
         self.run_button.clicked.connect(self._run_clicked)
         self.cancel_button.clicked.connect(lambda: self.cancel())
         self.filters.changed.connect(lambda: self._filter_timer.start())
-        self.commit_button.clicked.connect(lambda: self.commit())
+        self.commit_button.clicked.connect(lambda: self.commit(wait=False))
         self._on_method()
         set_busy(self, False)
 
@@ -334,6 +350,7 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
 
     def _forget_results(self) -> None:
         self.view.forget()
+        self.painter.stop()
         self.count_label.setText("No result yet.")
 
     def _target_layer(self) -> Labels | None:
@@ -349,21 +366,17 @@ class EverythingWidget(ShutsDownWhenClosed, QWidget):
 
     # ============================ filters ==================================================
     def _apply_filters(self) -> None:
-        """Re-select the masks of every slice (lazily: the shown one now, others when shown)."""
+        """Re-select the masks of every slice (lazily: the shown one now, others when shown),
+        in a worker (see .painting)."""
         self._filter_timer.stop()
         self.view.invalidate()
-        self._refresh_stale([self.shown_index()])
-        self.update_count()
-
-    def _refresh_stale(self, indices) -> None:
-        if self.view.needs_refresh(indices):
-            layer = ensure_result_layer(self.viewer, self.source)
-            self.view.refresh(layer, indices, self.filters.settings())
+        if self.source is not None:
+            self.painter.request([self.shown_index()])
 
     def _on_step(self, event=None) -> None:
-        if self.source is not None and self.view.stale:
-            self._refresh_stale([self.shown_index()])
+        if self.source is not None:
             self.update_count()
+            self.painter.request([self.shown_index()])
 
     # ============================ closing ==================================================
     def _shut_down(self) -> None:

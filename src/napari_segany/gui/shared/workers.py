@@ -67,9 +67,13 @@ def load_checked(name, checkpoint=None, device=None, where=None):
     weights (:class:`~...engine.weights.RefusedFile` before anything is built)."""
     from ...engine.weights import load_model, refuse_wrong_file
 
+    from ...engine.embeddings import model_identity
+
     if checkpoint:
         refuse_wrong_file(name, checkpoint, where)
-    return load_model(name, checkpoint=checkpoint, device=device)
+    model = load_model(name, checkpoint=checkpoint, device=device)
+    model_identity(model)  # hashes the weights here (remembered), not on the main thread
+    return model
 
 
 def start_model_load(name, checkpoint, device, *, on_done, on_error, where=None):
