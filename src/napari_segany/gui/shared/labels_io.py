@@ -127,12 +127,14 @@ class UndoStep:
     def write(self, indices: tuple, values) -> None:
         if self._abort_staged is None and not self.wrote:  # else napari knows what it staged
             self.wrote = bool(np.any(np.asarray(self.layer.data[indices]) != values))
-        self.layer.data_setitem(indices, values)  # history atom + refresh of the bbox only
+        # No refresh per write: each would upload and redraw; the layer is refreshed at close.
+        self.layer.data_setitem(indices, values, refresh=False)
 
     def close(self) -> None:
         if self.open:
             self.open = False
             self._block.__exit__(None, None, None)
+            self.layer.refresh()
 
     def abort(self) -> None:
         if not self.open:
