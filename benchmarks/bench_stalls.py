@@ -243,6 +243,10 @@ def segment_anything_jobs(viewer, table: Table, files: dict, image_name: str, st
     viewer.dims.set_current_step(0, 12)
     w.segment(points=[[256, 256]])
     w.commit()
+    panel = w.propagation  # random weights: never stop (score, area), go past empty slices
+    panel.score_spin.setValue(0.0)
+    panel.area_spin.setValue(panel.area_spin.maximum())
+    panel.past_empty_check.setChecked(True)
     table.measure("SA: propagation through 24 x 512 x 512 (tiny)",
                   lambda: w.propagate(wait=True))
     w.close()

@@ -24,9 +24,10 @@ class TimedSteps(QObject):
     ``stop()`` ends it between two steps (the caller undoes what its steps did)."""
 
     def __init__(self, steps: Iterator, on_done: Callable[[], None],
-                 on_error: Callable[[Exception], None], parent=None, budget_s: float = BUDGET_S):
+                 on_error: Callable[[Exception], None], parent=None, budget_s: float | None = None):
         super().__init__(parent)
-        self.steps, self.on_done, self.on_error, self.budget_s = steps, on_done, on_error, budget_s
+        self.steps, self.on_done, self.on_error = steps, on_done, on_error
+        self.budget_s = BUDGET_S if budget_s is None else budget_s
         self.running = True
         self.timer = QTimer(self)
         self.timer.setSingleShot(True)
@@ -41,6 +42,7 @@ class TimedSteps(QObject):
     def _turn(self) -> None:
         end = time.perf_counter() + self.budget_s
         try:
+            next(self.steps)  # at least one step per turn
             while self.running and time.perf_counter() < end:
                 next(self.steps)
         except StopIteration:

@@ -1,0 +1,127 @@
+"""Issue 14 item 8, the mechanism that keeps the Segment Everything dock from stalling the
+viewer (benchmarks/bench_stalls.py measures the stalls themselves):
+
+* masks are selected and painted in workers, never on the main thread (run, filter move,
+  slice change, commit);
+* a commit is written in several steps through the event loop, and is still one undo step;
+* a commit cancelled between two steps leaves the Labels layer exactly as it was.
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from _everything import cells_image
+from napari_segany.engine.everything.result import EverythingResult
+from napari_segany.gui.everything import commit as commit_module
+from napari_segany.gui.shared import steps as steps_module
+from napari_segany.gui.shared.labels_io import LABELS_NAME, UndoStep
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def paint_threads(monkeypatch):
+    """The threads EverythingResult.paint runs in (True: the main thread)."""
+    on_main = []
+    original = EverythingResult.paint
+
+    def paint(self, *args, **kwargs):
+        on_main.append(threading.current_thread() is threading.main_thread())
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(EverythingResult, "paint", paint)
+    return on_main
+
+
+@pytest.fixture
+def small_steps(monkeypatch):
+    """Commits written 40 pixels per step; the writes, as (step count, event loop turns)."""
+    monkeypatch.setattr(commit_module, "CHUNK_PIXELS", 40)
+    monkeypatch.setattr(steps_module, "BUDGET_S", 0.0)  # one step per event-loop turn
+    writes = []
+    original = UndoStep.write
+
+    def write(self, indices, values):
+        writes.append(indices[-1].size)
+        return original(self, indices, values)
+
+    monkeypatch.setattr(UndoStep, "write", write)
+    return writes
+
+
+def test_masks_are_painted_in_workers_only(grid_everything, paint_threads):
+    stack = np.stack([cells_image(seed=s) for s in range(3)])
+    viewer, widget = grid_everything(stack)
+    results = widget.run(all_slices=True)
+    layer = widget.viewer.layers["SegAny everything"]
+    assert all(np.array_equal(layer.data[z], widget.shown[(z,)].paint()) for (z,) in results)
+    paint_threads.clear()
+    areas = sorted(r["area"] for r in results[(0,)].records)
+    widget.set_filters(min_area=areas[len(areas) // 2])  # a filter move
+    viewer.dims.set_current_step(0, 2)  # another slice shown
+    widget.wait()
+    assert widget.commit(all_slices=True) > 0
+    assert paint_threads and not any(paint_threads)  # painted, and never on the main thread
+    kept = widget.shown[(2,)]
+    assert np.array_equal(layer.data[2], kept.paint()) and len(kept) < len(results[(2,)])
+
+
+def test_commit_is_written_in_steps_as_one_undo_step(grid_everything, small_steps):
+    stack = np.stack([cells_image(seed=s) for s in range(2)])
+    viewer, widget = grid_everything(stack)
+    results = widget.run(all_slices=True)
+    n = widget.commit(all_slices=True)
+    target = viewer.layers[LABELS_NAME]
+    assert len(small_steps) > 10 and max(small_steps) <= 40  # many small writes
+    assert n == sum(len(np.unique(r.labels)) - 1 for r in results.values())
+    assert np.array_equal(target.data > 0, np.stack([results[(z,)].labels > 0 for z in (0, 1)]))
+    assert "Committed" in widget.status_label.text() and not widget.busy
+    target.undo()  # one Ctrl+Z: the whole commit, both slices
+    assert target.data.max() == 0
+    target.redo()
+    assert target.data.max() == n
+
+
+def test_cancelled_commit_leaves_the_labels_as_they_were(grid_everything, small_steps, qtbot):
+    viewer, widget = grid_everything()
+    widget.run()
+    before = np.zeros((96, 128), np.uint32)
+    before[10:20, 10:20] = 7  # the user's own object
+    target = viewer.add_labels(before.copy(), name=LABELS_NAME)
+    widget.target_combo.setCurrentText(LABELS_NAME)
+    widget.commit(preserve=False, wait=False)
+    qtbot.waitUntil(lambda: len(small_steps) >= 3, timeout=30000)  # mid-write
+    assert widget.busy and not np.array_equal(target.data, before)
+    widget.cancel()
+    widget.wait()
+    assert np.array_equal(target.data, before) and not widget.busy
+    assert "cancelled" in widget.status_label.text()
+    target.undo()  # nothing of the cancelled commit is left in the history either
+    assert np.array_equal(target.data, before)
+    assert widget.commit(preserve=False) > 0  # a later commit works as usual
+    assert target.data[15, 15] != 7
+
+
+@pytest.mark.parametrize("napari_abort", [True, False])
+def test_undo_step_abort_puts_back_what_was_written(napari_abort):
+    """Also without napari's stroke abort (older napari): the step is undone."""
+    from napari.layers import Labels
+
+    before = np.zeros((20, 20), np.uint32)
+    before[:5] = 3
+    layer = Labels(before.copy())
+    layer.data_setitem((np.array([19]), np.array([19])), 9)  # an earlier edit, kept
+    edited = layer.data.copy()
+    step = UndoStep(layer)
+    if not napari_abort:
+        step._abort_staged = None
+    step.write((np.arange(10), np.arange(10)), np.full(10, 5, np.uint32))
+    step.write((np.arange(10), np.full(10, 2)), np.full(10, 6, np.uint32))
+    assert layer.data[4, 4] == 5 and layer.data[7, 2] == 6
+    step.abort()
+    assert np.array_equal(layer.data, edited)
+    layer.undo()  # the earlier edit is the one undone
+    assert np.array_equal(layer.data, before)
