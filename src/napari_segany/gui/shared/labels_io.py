@@ -148,6 +148,16 @@ class UndoStep:
                 self.layer.undo()
 
 
+def write_in_chunks(step: UndoStep, indices: tuple, values, chunk: int = 1 << 16):
+    """Steps (for ``steps.TimedSteps``) writing ``values`` at ``indices`` (a tuple of index
+    arrays), ``chunk`` pixels each."""
+    values = np.asarray(values)
+    for start in range(0, indices[0].size, chunk):
+        part = slice(start, start + chunk)
+        step.write(tuple(axis[part] for axis in indices), values[part] if values.ndim else values)
+        yield
+
+
 def _check_ids_fit(layer: Labels, largest: int) -> None:
     """Refuse a commit whose new ids overflow the layer's integer type (numpy would raise in
     the middle of the writes, or wrap around onto other objects)."""

@@ -1,10 +1,11 @@
-"""Issue 14 item 8, the mechanism that keeps the Segment Everything dock from stalling the
-viewer (benchmarks/bench_stalls.py measures the stalls themselves):
+"""Issue 14 item 8, the mechanism that keeps the docks from stalling the viewer
+(benchmarks/bench_stalls.py measures the stalls themselves; no timing here):
 
-* masks are selected and painted in workers, never on the main thread (run, filter move,
-  slice change, commit);
-* a commit is written in several steps through the event loop, and is still one undo step;
-* a commit cancelled between two steps leaves the Labels layer exactly as it was.
+* Segment Everything: masks are selected and painted in workers, never on the main thread
+  (run, filter move, slice change, commit);
+* its commit, and a propagation of the Segment Anything dock, are written in several steps
+  through the event loop, and are still one undo step;
+* cancelled between two steps, they leave the Labels layer exactly as it was.
 """
 from __future__ import annotations
 
@@ -125,3 +126,39 @@ def test_undo_step_abort_puts_back_what_was_written(napari_abort):
     assert np.array_equal(layer.data, edited)
     layer.undo()  # the earlier edit is the one undone
     assert np.array_equal(layer.data, before)
+
+
+def test_propagation_is_written_in_steps_and_cancel_mid_write_restores(
+        open_widget, tiny_checkpoint, qtbot, monkeypatch):
+    """The Segment Anything dock's propagation: label writes computed in the worker, written
+    in many small steps as one undo step; a cancel between two steps puts everything back."""
+    from napari_segany.gui.shared import labels_io
+
+    monkeypatch.setattr(steps_module, "BUDGET_S", 0.0)  # one step per event-loop turn
+    small = labels_io.write_in_chunks
+    monkeypatch.setattr("napari_segany.gui.interactive.propagation_panel.write_in_chunks",
+                        lambda step, indices, values: small(step, indices, values, chunk=30))
+    viewer, widget = open_widget(sample="nuclei_zstack")
+    widget.set_model("tiny_sam", checkpoint=str(tiny_checkpoint), device="cpu")
+    viewer.dims.set_current_step(0, 5)
+    widget.segment(points=[(128, 128)])
+    object_id = widget.commit()[0]
+    labels = viewer.layers[LABELS_NAME]
+    panel = widget.propagation
+    panel.score_spin.setValue(0.0)
+    panel.area_spin.setValue(100.0)
+    panel.past_empty_check.setChecked(True)
+    before = labels.data.copy()
+    writes = []
+    monkeypatch.setattr(UndoStep, "write", lambda self, i, v, w=UndoStep.write: (
+        writes.append(i[0].size), w(self, i, v))[-1])
+    panel.propagate()
+    qtbot.waitUntil(lambda: len(writes) >= 3, timeout=60000)  # mid-write
+    assert panel.busy and not np.array_equal(labels.data, before)
+    panel.cancel()
+    assert not panel.busy and np.array_equal(labels.data, before)
+    panel.propagate(wait=True)  # again, to the end
+    assert len(writes) > 6 and max(writes) <= 30
+    assert sum((labels.data[z] == object_id).any() for z in range(24)) > 1
+    labels.undo()  # one step: the whole propagation
+    assert np.array_equal(labels.data, before)
