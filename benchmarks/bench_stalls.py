@@ -228,7 +228,7 @@ def baseline_jobs(viewer, table: Table):
 
 def segment_anything_jobs(viewer, table: Table, files: dict, image_name: str, stack_name: str):
     _, w = viewer.window.add_plugin_dock_widget("napari-segany", "Segment Anything")
-    w.set_image(image_name)
+    table.measure("SA: choose the image", lambda: w.set_image(image_name))
     table.measure("SA: load mobile_sam (file)",
                   lambda: w.set_model("mobile_sam", checkpoint=str(files["mobile_sam"]),
                                       device="cpu"))
