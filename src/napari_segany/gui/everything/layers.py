@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 from napari.layers import Labels
 
-from ...engine.everything.result import EverythingResult
 from ..shared.image_slice import ImageSource
 
 RESULT_NAME = "SegAny everything"
@@ -39,13 +38,6 @@ def ensure_result_layer(viewer, source: ImageSource) -> Labels:
     return viewer.add_labels(np.zeros(shape, np.uint16), name=RESULT_NAME,
                              scale=source.spatial_scale, translate=source.spatial_translate,
                              opacity=0.6, metadata={RESULT_MARK: True})
-
-
-def show_slice(layer: Labels, index: tuple, result: EverythingResult) -> None:
-    """Paint ``result`` (an (H, W) EverythingResult) into one slice of the result layer, now
-    (the widget paints in a worker and copies with :func:`write_slice`)."""
-    write_slice(layer, index, result.paint())
-    layer.refresh()
 
 
 def write_slice(layer: Labels, index: tuple, labels: np.ndarray) -> None:

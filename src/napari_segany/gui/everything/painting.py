@@ -81,8 +81,8 @@ class ResultPainter(QObject):
         host = self.host
         if self.steps is not None:
             self.steps.stop()  # a newer selection: the older copy is not finished, not needed
-        host.view.accept({i: shown for i, (shown, _) in prepared.items()}, current)
-        layer = ensure_result_layer(host.viewer, host.source)
+        layer = ensure_result_layer(host.viewer, host.source)  # first: replacing the layer
+        host.view.accept({i: shown for i, (shown, _) in prepared.items()}, current)  # stales all
         self.steps = TimedSteps(copy_steps(layer, prepared), self.on_shown, self._failed, self)
 
     def stop(self) -> None:
