@@ -76,8 +76,9 @@ class StallProbe:
 
 class Sampler:
     """``--where``: a thread that, while the main thread has not ticked for 50 ms, samples
-    its stack every 5 ms (the innermost frames of this project and napari); prints the
-    samples of the longest gap, to find what blocks it."""
+    its stack every 5 ms (the innermost frames of this project and napari), and those of
+    the plugin's workers (one may hold the GIL); prints the samples of the longest gap.
+    Few samples in a long gap: the sampler could not get the GIL either."""
 
     def __init__(self):
         import threading
@@ -99,9 +100,9 @@ class Sampler:
         if not self.gaps:
             return
         start = max(self.gaps, key=lambda t: len(self.gaps[t]))
-        print(f"    longest gap, sampled ({len(self.gaps[start]) * 5} ms):")
+        print(f"    longest gap, sampled ({len(self.gaps[start])} samples, main + workers):")
         for where, n in collections.Counter(self.gaps[start]).most_common(6):
-            print(f"      {n * 5:5d} ms  {where}")
+            print(f"      {n:5d} x  {where}")
 
     def _run(self) -> None:
         import traceback
@@ -111,11 +112,18 @@ class Sampler:
             start = self.last_tick
             if time.perf_counter() - start < GAP_LIMIT_MS / 1000:
                 continue
-            frame = sys._current_frames().get(self.main)
-            stack = traceback.extract_stack(frame) if frame is not None else []
-            ours = [f for f in stack if "napari_segany" in f.filename or "napari/" in f.filename]
-            self.gaps.setdefault(start, []).append(" < ".join(
-                f"{Path(f.filename).stem}:{f.lineno} {f.name}" for f in reversed((ours or stack)[-4:])))
+            samples = self.gaps.setdefault(start, [])
+            for ident, frame in sys._current_frames().items():
+                if ident == self.threading.get_ident():
+                    continue
+                stack = traceback.extract_stack(frame)
+                ours = [f for f in stack if "napari_segany" in f.filename or "napari/" in f.filename]
+                where = " < ".join(f"{Path(f.filename).stem}:{f.lineno} {f.name}"
+                                   for f in reversed((ours or stack)[-4:]))
+                if ident == self.main:
+                    samples.append(where)
+                elif ours:  # a worker of ours: it may hold the GIL the main thread waits for
+                    samples.append("[worker] " + where)
 
 
 def settle(seconds: float) -> None:
