@@ -125,6 +125,8 @@ def load_weights(model: torch.nn.Module, spec: ModelSpec, state_dict: dict, sour
     if not consume:
         model.load_state_dict(mapped, strict=True)
         return
+    if mapped is state_dict:  # map_keys is the identity when the names agree
+        mapped = dict(state_dict)  # the same tensors, in a dict of its own: not emptied below
     state_dict.clear()
     for group in _module_groups(mapped):
         # strictness was checked above on the whole dict; load_state_dict keeps the modules'
