@@ -1,10 +1,11 @@
 """Main-thread cost of the Segment Everything dock's live feature filters (issue 16).
 
 A synthetic 1024 x 1024 result with N disk masks (no model): the worker-side measuring
-(``result_features``) and, per filter change, what the main thread does in
-``ResultView.refresh``: the selection (feature ranges + FilterSettings), painting the slice,
-and then setting ``layer.features`` (the widget's ``_show_features``).  Prints a table (median of repeats, ms).  Run on a quiet
-machine:  python benchmarks/bench_everything_features.py [N ...]
+(``result_features``); per filter change, the worker's selection (feature ranges +
+FilterSettings, ``selection.select``) and painting (``selection.paint``), then what the main
+thread does: copying the painted slice into the layer (``layers.write_slice``) and setting
+``layer.features`` (the widget's ``_show_features``).  Prints a table (median of repeats,
+ms).  Run on a quiet machine:  python benchmarks/bench_everything_features.py [N ...]
 """
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from napari_segany.engine.everything.masks import CompactMask
 from napari_segany.engine.everything.presets import FilterSettings
 from napari_segany.engine.everything.result import EverythingResult, Record
 from napari_segany.engine.workflows.mask_features import result_features
-from napari_segany.gui.everything.layers import show_slice
+from napari_segany.gui.everything.layers import write_slice
 from napari_segany.gui.everything.results import ResultView
+from napari_segany.gui.everything.selection import SliceInput, paint, select
 
 SHAPE = (1024, 1024)
 
@@ -50,8 +52,8 @@ def median_ms(call, repeats: int = 7) -> float:
 
 
 def main(counts) -> None:
-    print(f"{'masks':>6} {'measure (worker)':>17} {'select':>8} {'paint':>8} "
-          f"{'features':>9} {'refresh total':>14}")
+    print(f"{'masks':>6} {'measure (worker)':>17} {'select (worker)':>16} "
+          f"{'paint (worker)':>15} {'copy (main)':>12} {'features (main)':>16}")
     settings = FilterSettings(min_area=0, max_area_fraction=None)
     for n in counts:
         result, image = synthetic(n)
@@ -60,22 +62,18 @@ def main(counts) -> None:
         measure = 1000 * (time.perf_counter() - t0)
         view = ResultView()
         layer = Labels(np.zeros(SHAPE, np.uint16))
-        view.results, view.features = {(): result}, {(): table}
+        view.add({(): result}, {(): table})
+        inp = view.input(())
         ranges = {"circularity": (0.5, None), "area": (float(np.median(table["area"])), None)}
-        select = median_ms(lambda: view._select((), settings, ranges))
-        shown, rows = view._select((), settings, ranges)
-        view.shown, view.rows = {(): shown}, {(): rows}
-        paint = median_ms(lambda: show_slice(layer, (), shown))
+        select_ms = median_ms(lambda: select(inp, settings, ranges))
+        chosen = select(inp, settings, ranges)
+        paint_ms = median_ms(lambda: paint(inp, chosen))
+        labels = paint(inp, chosen)
+        copy_ms = median_ms(lambda: (write_slice(layer, (), labels), layer.refresh()))
+        view.accept({(): chosen})
         features = median_ms(lambda: setattr(layer, "features", view.layer_features(())))
-
-        def refresh():  # what a filter change costs the main thread
-            view.invalidate()
-            view.refresh(layer, [()], settings, ranges)
-            layer.features = view.layer_features(())
-
-        total = median_ms(refresh)
-        print(f"{n:>6} {measure:>14.0f} ms {select:>5.1f} ms {paint:>5.1f} ms "
-              f"{features:>6.1f} ms {total:>11.1f} ms")
+        print(f"{n:>6} {measure:>14.0f} ms {select_ms:>13.1f} ms {paint_ms:>12.1f} ms "
+              f"{copy_ms:>9.1f} ms {features:>13.1f} ms")
 
 
 if __name__ == "__main__":

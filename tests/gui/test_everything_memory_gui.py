@@ -1,5 +1,6 @@
 """The Segment Everything widget keeps one label image per slice, its result layer's: the
-filtered results are painted straight into the layer (uint16), not kept as int32 copies."""
+filtered results are painted (in a worker) and copied into the layer (uint16), not kept as
+int32 copies."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 
 from napari_segany.engine.everything.masks import CompactMask
 from napari_segany.engine.everything.result import EverythingResult, Record
-from napari_segany.gui.everything.layers import RESULT_NAME, show_slice
+from napari_segany.gui.everything.layers import RESULT_NAME, write_slice
 from napari_segany.gui.shared.labels_io import LABELS_NAME
 
 pytestmark = pytest.mark.gui
@@ -32,7 +33,7 @@ def test_result_layer_is_the_only_label_image(grid_everything):
     assert "labels" not in widget.shown[()].__dict__  # a commit paints a temporary image
 
 
-def test_show_slice_widens_the_layer_for_more_than_65535_objects():
+def test_write_slice_widens_the_layer_for_more_than_65535_objects():
     from napari.layers import Labels
 
     shape = (260, 260)
@@ -43,10 +44,10 @@ def test_show_slice_widens_the_layer_for_more_than_65535_objects():
                       {"area": 1}) for i in range(65_600)]
     result = EverythingResult(records, shape, "grid")
     layer = Labels(np.zeros((2, *shape), np.uint16))
-    show_slice(layer, (1,), result)
+    write_slice(layer, (1,), result.paint())
     assert layer.data.dtype == np.int32
     assert layer.data[1].max() == 65_600 and layer.data[0].max() == 0
     assert np.array_equal(layer.data[1], result.labels)
     small = EverythingResult(records[:3], shape, "grid")
-    show_slice(layer, (1,), small)  # the slice is cleared before painting
+    write_slice(layer, (1,), small.paint())  # the whole slice is replaced
     assert layer.data[1].max() == 3 and np.count_nonzero(layer.data[1]) == 3

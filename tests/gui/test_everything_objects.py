@@ -53,6 +53,7 @@ def test_a_3d_stack_gives_linked_objects_committed_as_one_step(grid_everything, 
     assert "3D objects" in widget.status_label.text() and "3D objects" in widget.count_label.text()
     for z in (0, 2):  # the layer's features: the shown slice's masks, by their 3D ids
         viewer.dims.set_current_step(0, z)
+        widget.wait()  # re-selected and painted in a worker
         table = layer.features
         assert (table["plane"] == z).all()
         assert len(table) == len(widget.shown[(z,)])  # every kept mask, also one covered
@@ -61,6 +62,7 @@ def test_a_3d_stack_gives_linked_objects_committed_as_one_step(grid_everything, 
     widget.filter_features(area=(float(np.median(widget.features[(1,)]["area"])), None))
     for z in range(3):  # live, every slice: fewer masks, still with their 3D ids
         viewer.dims.set_current_step(0, z)
+        widget.wait()  # re-selected and painted in a worker
         kept_ids = widget.view.links[(z,)][widget.view.rows[(z,)] + 1]  # the kept masks' 3D ids
         assert set(np.unique(layer.data[z])) - {0} <= set(kept_ids.tolist())
     assert (layer.data != before).any()
@@ -68,6 +70,7 @@ def test_a_3d_stack_gives_linked_objects_committed_as_one_step(grid_everything, 
     widget.filter_features()  # no feature filter: all again
     for z in range(3):
         viewer.dims.set_current_step(0, z)
+        widget.wait()  # re-selected and painted in a worker
     assert np.array_equal(layer.data, expected)
     n = widget.commit()
     target = viewer.layers[LABELS_NAME]

@@ -43,6 +43,7 @@ def test_grid_run_live_filters_commit_and_undo(grid_everything, qtbot, shown):
     assert len(widget.shown[()]) == len(result)
     # commit: into a new "SegAny labels" (the interactive widget's target), one undo step
     qtbot.mouseClick(widget.commit_button, Qt.MouseButton.LeftButton)
+    widget.wait()  # prepared in a worker, written in steps
     target = viewer.layers[LABELS_NAME]
     assert np.array_equal(target.data > 0, result.labels > 0)
     assert target.data.max() == len(np.unique(result.labels)) - 1
@@ -95,6 +96,7 @@ def test_object_aware_on_all_slices_of_a_stack(open_everything, tiny_checkpoint)
     widget.set_filters(min_area=10**9)
     assert layer.data[0].max() == 0 and layer.data[2].max() > 0
     viewer.dims.set_current_step(0, 2)
+    widget.wait()  # re-selected in a worker
     assert layer.data[2].max() == 0
     widget.set_filters(min_area=0)
     n = widget.commit(all_slices=True)

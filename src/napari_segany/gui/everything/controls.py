@@ -1,6 +1,8 @@
 """The controls of the Segment Everything widget and their layout (no behaviour here)."""
 from __future__ import annotations
 
+import time
+
 from qtpy.QtWidgets import (
     QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
     QProgressBar, QPushButton, QVBoxLayout,
@@ -13,6 +15,8 @@ from .linking import SCOPES, LinkScope
 from .model import DetectorRow, EverythingModelPanel
 from .params import METHOD_TITLES, FilterPanel, MethodParams
 from .tiling import TilingPanel
+
+PROGRESS_INTERVAL_S = 0.25
 
 
 def build_controls(w) -> None:
@@ -100,6 +104,12 @@ def set_busy(w, busy: bool) -> None:
 
 
 def show_progress(w, report) -> None:
-    """Move the progress bar to a Progress report (its message and the time left in the bar)."""
+    """Move the progress bar to a Progress report (its message and the time left in the bar),
+    at most every PROGRESS_INTERVAL_S: each move repaints the window (with napari's canvas),
+    and a decoder reports many small batches."""
+    now = time.monotonic()
+    if now - getattr(w, "progress_shown_at", 0.0) < PROGRESS_INTERVAL_S and report.fraction < 1:
+        return
+    w.progress_shown_at = now
     w.progress.setValue(int(round(1000 * report.fraction)))
     w.progress.setFormat(w.progress_text.format(report))

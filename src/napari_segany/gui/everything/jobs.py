@@ -7,6 +7,11 @@ encoder blocks): it raises :class:`Cancelled` within a fraction of a second, aft
 its decoder pool in the worker thread (its helper threads joined before the worker ends);
 nothing reaches the layers.
 
+At the end, every mask is measured (``result_features``), a linked run's masks get their 3D
+ids (``iter_link_results``), and each slice's masks are selected with the filters (and
+feature ranges) of the start and painted here (:func:`.painting.select_and_paint`): the
+main thread only copies the label images.
+
 Slices are read inside the worker, one at a time (a stack is never copied whole), from the
 array the run started with (``Request.data``), and image embeddings go through an
 :class:`EmbeddingCache`, so running again with other parameters on the same slice only
@@ -37,6 +42,8 @@ from ...engine.workflows.volume import iter_link_results
 from ..shared.image_slice import ImageSource
 from ..shared.workers import WorkerFailure, load_checked
 from .model import everything_where
+from .painting import select_and_paint
+from .selection import SliceInput
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,8 @@ class Request:
     generation: int = 0  # the widget's count of image changes when the run started
     tiling: TilingSettings = field(default_factory=TilingSettings)
     link_iou: float | None = None  # link the slices (indices: every slice of a 3D stack)
+    filters: object = None  # the FilterSettings when the run started (None: nothing painted)
+    ranges: dict = field(default_factory=dict)  # the feature filters when the run started
 
 
 @dataclass
@@ -75,6 +84,7 @@ class Outcome:
     tiled: dict = field(default_factory=dict)  # slice index -> "tiled: ..." for tiled slices
     features: dict = field(default_factory=dict)  # slice index -> table, row i: record i
     links: dict = field(default_factory=dict)  # slice index -> 3D id of record i at [i + 1]
+    prepared: dict = field(default_factory=dict)  # slice index -> painted .selection.Selected
 
 
 def everything_job(request: Request, cancel: threading.Event):
@@ -122,6 +132,11 @@ def _segment(request: Request, cancel: threading.Event | None = None):
     if request.link_iou is not None:
         tables = yield from iter_link_results(results, request.link_iou)
         outcome.links = dict(zip(request.indices, tables))
+    if request.filters is not None:  # here, not on the main thread (see .painting)
+        yield Progress(1, 1, "painting the result…")
+        inputs = [SliceInput(i, r, outcome.features.get(i), outcome.links.get(i))
+                  for i, r in outcome.results.items()]
+        outcome.prepared = select_and_paint(inputs, request.filters, request.ranges)
     grid = request.tiling.plan(request.source.spatial_shape[-2:], model_input_size(model))
     if grid is not None:  # every slice of a layer has the same shape
         outcome.tiled = {index: describe_tiles(grid) for index in request.indices}

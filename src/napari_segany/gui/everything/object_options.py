@@ -11,13 +11,14 @@ from .layers import is_result_layer
 
 class ObjectOptions:
     """For a widget with ``viewer``, ``source``, ``view``, ``filters``, ``link_scope``,
-    ``shown_index`` and ``_apply_filters``."""
+    ``shown_index``, ``_apply_filters`` and ``wait``."""
 
     def filter_features(self, **ranges) -> None:
         """Feature filters ``column=(min, max)`` (None: an open end), replacing the previous
-        ones, e.g. ``circularity=(0.8, None)``; applied at once."""
+        ones, e.g. ``circularity=(0.8, None)``; applied at once (in a worker: waits for it)."""
         self.filters.set_ranges(**ranges)
         self._apply_filters()
+        self.wait()
 
     def set_linking(self, enabled: bool = True, min_iou: float | None = None) -> None:
         """Link the slices of a (Z, Y, X) stack into 3D objects at the next run (which then
@@ -37,7 +38,7 @@ class ObjectOptions:
         layer = next((l for l in self.viewer.layers if is_result_layer(l)), None)
         if layer is None or self.source is None:
             return
-        key = (id(layer), self.shown_index(), self.view.version)
+        key = (id(layer), self.shown_index(), self.view.accepted)
         if key != getattr(self, "_features_key", None):
             self._features_key = key
             layer.features = self.view.layer_features(self.shown_index())

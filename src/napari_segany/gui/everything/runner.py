@@ -18,7 +18,6 @@ from qtpy.QtCore import QObject
 from ...engine.errors import Cancelled, SegAnyError, WeightsNotFoundError
 from ...engine.weights import RefusedFile
 from .jobs import ModelChoice, Request, detector_choice, gui_wording, start_everything
-from .layers import ensure_result_layer
 from .linking import SHOWN
 from .model import choice_problem, everything_where
 from .params import METHOD_TITLES
@@ -49,7 +48,7 @@ class RunController(QObject):
             self.queued = True  # starts when the cancelled run has stopped (_finished)
             self.host.status_label.setText("Starting when the cancelled run has stopped…")
             return
-        if self.busy:
+        if self.host.busy_running:
             self.host.notify("info", "Everything mode is already running (or a model is "
                              "loading); wait or Cancel.")
             return
@@ -98,17 +97,20 @@ class RunController(QObject):
             host.model if choice == host.model_choice else None,
             detector, host.detector if detector == host.detector_choice else None, host.cache,
             data=source.layer.data, generation=host.generation, tiling=host.tiling.settings(),
-            link_iou=link_iou)
+            link_iou=link_iou, filters=host.filters.settings(), ranges=host.filters.ranges())
 
     def _done(self, outcome) -> None:
         host, request = self.host, self.job.request
         if request.source != host.source or request.generation != host.generation:
             return  # another image was picked, or this one changed, meanwhile
-        layer = ensure_result_layer(host.viewer, host.source)
         for table in list(outcome.features.values())[:1]:  # the columns measured
             host.filters.set_columns(table)
-        found, kept = host.view.add(layer, outcome.results, host.filters.settings(),
-                                    outcome.features, outcome.links, host.filters.ranges())
+        host.view.add(outcome.results, outcome.features, outcome.links)
+        filters = host.filters
+        current = (request.filters, request.ranges) == (filters.settings(), filters.ranges())
+        host.painter.show(outcome.prepared, current)  # else moved during the run
+        host.painter.request([host.shown_index()])  # when not current, or stale (3D ids)
+        found, kept = host.view.found_and_kept(outcome.results)
         tiled = sorted(set(outcome.tiled.values()))
         if outcome.links:
             tiled.append(f"{max(int(ids.max()) for ids in outcome.links.values())} 3D objects")
@@ -153,7 +155,7 @@ class RunController(QObject):
                 precision: str = "fp32") -> None:
         """Load a model now (the Load button) in a worker."""
         host = self.host
-        if self.busy:
+        if host.busy_running:
             host.notify("info", "Busy: wait for the current job to finish.")
             return
         choice = ModelChoice(name, checkpoint, device, precision)

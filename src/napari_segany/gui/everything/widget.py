@@ -20,11 +20,14 @@ shown slice's kept masks with area, perimeter, solidity, circularity, eccentrici
 max intensity, score and stability (``w.features``: all masks); a commit adds the rows of
 what it writes to the target's ``features``.
 
-Threads: loading, encoding, decoding and measuring run in a napari worker (progress bar,
-Cancel); filters and commits re-select and paint stored masks.  Large slices run tile by tile.
+Threads: loading, encoding, decoding, measuring and linking run in a napari worker (progress
+bar, Cancel); re-selecting with the filters and painting run in workers too (:mod:`.painting`),
+and a commit is prepared in a worker and written in short steps (:mod:`.commit`): the viewer
+never waits long for the widget.  Large slices run tile by tile.
 
 Parts: :mod:`.controls`, :class:`.runner.RunController` (runs, model loads),
-:class:`.results.ResultView` (results, their filtered selection).
+:class:`.results.ResultView` (results, their filtered selection), :mod:`.painting`,
+:mod:`.commit`.
 
 Robustness: a run is cancelled (nothing shown, nothing written) when its image layer is
 removed, its data replaced, or the widget closed (also when napari takes it out of its dock);
@@ -51,9 +54,10 @@ from ..shared.qt_helpers import (
 from ..shared.workers import process_events_until
 from .controls import build_controls, set_busy
 from .jobs import ModelChoice
-from .layers import append_features, commit_slices, ensure_result_layer, is_result_layer
-from .linking import SHOWN
+from .commit import CommitRun, request_commit
+from .layers import is_result_layer
 from .object_options import ObjectOptions
+from .painting import ResultPainter
 from .params import METHOD_TITLES
 from .results import ResultView
 from .runner import RunController
@@ -74,6 +78,8 @@ class EverythingWidget(ObjectOptions, ShutsDownWhenClosed, QWidget):
         self.cache = EmbeddingCache(budget_bytes=256 << 20)  # slices and tiles
         self.writer = LabelsWriter()
         self.runner = RunController(self)
+        self.painter = ResultPainter(self, on_shown=self.update_count)
+        self.committing: CommitRun | None = None
         self.generation = 0  # image changes seen: results of an older image are dropped
         self.closed = False  # closed or taken out of its dock: worker results are dropped
         self._filter_timer = single_shot_timer(self, FILTER_DEBOUNCE_MS, self._apply_filters)
@@ -121,6 +127,7 @@ class EverythingWidget(ObjectOptions, ShutsDownWhenClosed, QWidget):
         min_stability, max_contained; None = off); applied at once."""
         self.filters.set_settings(**filters)
         self._apply_filters()
+        self.wait()
 
     def set_tiling(self, tile=None, halo=None, threshold=None, enabled: bool = True) -> None:
         """Slices longer than ``threshold`` px (None: 2 x model input, >= 2048) run in tiles of
@@ -141,39 +148,22 @@ class EverythingWidget(ObjectOptions, ShutsDownWhenClosed, QWidget):
         return self.results
 
     def cancel(self, reason: str = "") -> None:
-        """Stop the running job (and a run waiting for it); nothing of it is shown or written."""
+        """Stop the running job (and a run waiting for it) or commit; nothing of it is shown
+        or written."""
         self.runner.cancel(reason)
+        if self.committing is not None:
+            self.committing.cancel()
 
-    def commit(self, all_slices: bool | None = None, preserve: bool | None = None) -> int:
+    def commit(self, all_slices: bool | None = None, preserve: bool | None = None,
+               wait: bool = True) -> int:
         """Copy the shown result (of the shown slice, or of every segmented slice) into the
-        target Labels with new ids, as one undo step. Returns the number of objects written."""
-        if self.source is None or not self.shown:
-            notify.info("Nothing to commit: run everything mode first.")
-            return 0
-        scope_all = self.scope_combo.currentIndex() != SHOWN if all_slices is None else all_slices
-        indices = sorted(self.shown) if scope_all else [self.shown_index()]
-        indices = [i for i in indices if i in self.shown]
-        if not indices:
-            notify.info("This slice has no result yet: run it first, or commit all slices.")
-            return 0
-        self._refresh_stale(indices)
-        target = self._target_layer()
-        if target is None:
-            return 0
-        self.writer.attach(target)
-        keep = self.preserve_check.isChecked() if preserve is None else preserve
-        assigned: dict = {}
-        try:
-            n = commit_slices(self.writer, [(i, self.view.painted(i)) for i in indices], keep,
-                              self.view.linked, assigned)
-        except ValueError as exc:
-            notify.error(str(exc))
-            return 0
-        append_features(target, self.view.committed_table(assigned))
-        self.status_label.setText(f"Committed {n} objects into {target.name!r} "
-                                  "(Ctrl+Z on that layer undoes the whole commit).")
-        notify.info(f"Committed {n} objects into {target.name!r}.")
-        return n
+        target Labels with new ids, as one undo step (prepared in a worker, written in short
+        steps). Returns the number of objects written once done when ``wait`` (else 0)."""
+        written = []
+        self.committing = request_commit(self, all_slices, preserve, written)
+        if wait and self.committing is not None:
+            self.wait()
+        return written[0] if written else 0
 
     @property
     def results(self) -> dict:
@@ -187,8 +177,14 @@ class EverythingWidget(ObjectOptions, ShutsDownWhenClosed, QWidget):
 
     @property
     def busy(self) -> bool:
-        """A run (running, stopping or waiting to start) or a model load is under way."""
-        return self.runner.busy
+        """A run (running, stopping or waiting to start), a model load, a commit or a
+        re-selection of the result is under way."""
+        return self.busy_running or self.painter.busy
+
+    @property
+    def busy_running(self) -> bool:
+        """A run, a model load or a commit (what excludes another one) is under way."""
+        return self.runner.busy or self.committing is not None
 
     @property
     def _job(self):
@@ -236,7 +232,7 @@ class EverythingWidget(ObjectOptions, ShutsDownWhenClosed, QWidget):
         self.run_button.clicked.connect(self._run_clicked)
         self.cancel_button.clicked.connect(lambda: self.cancel())
         self.filters.changed.connect(lambda: self._filter_timer.start())
-        self.commit_button.clicked.connect(lambda: self.commit())
+        self.commit_button.clicked.connect(lambda: self.commit(wait=False))
         self._on_method()
         set_busy(self, False)
 
@@ -351,6 +347,7 @@ class EverythingWidget(ObjectOptions, ShutsDownWhenClosed, QWidget):
 
     def _forget_results(self) -> None:
         self.view.forget()
+        self.painter.stop()
         self.count_label.setText("No result yet.")
 
     def _target_layer(self) -> Labels | None:
@@ -366,21 +363,17 @@ class EverythingWidget(ObjectOptions, ShutsDownWhenClosed, QWidget):
 
     # ============================ filters ==================================================
     def _apply_filters(self) -> None:
-        """Re-select the masks of every slice (lazily: the shown one now, others when shown)."""
+        """Re-select the masks of every slice (lazily: the shown one now, others when shown),
+        in a worker (see .painting)."""
         self._filter_timer.stop()
         self.view.invalidate()
-        self._refresh_stale([self.shown_index()])
-        self.update_count()
-
-    def _refresh_stale(self, indices) -> None:
-        if self.view.needs_refresh(indices):
-            layer = ensure_result_layer(self.viewer, self.source)
-            self.view.refresh(layer, indices, self.filters.settings(), self.filters.ranges())
+        if self.source is not None:
+            self.painter.request([self.shown_index()])
 
     def _on_step(self, event=None) -> None:
         if self.source is not None and self.view.results:
-            self._refresh_stale([self.shown_index()])
             self.update_count()  # and the shown slice's features
+            self.painter.request([self.shown_index()])
 
     # ============================ closing ==================================================
     def _shut_down(self) -> None:

@@ -19,7 +19,9 @@ from ...engine.errors import Cancelled, SegAnyError
 from ...engine.propagation import StopRules
 from ..shared import notify
 from ..shared.collapsible import Collapsible
+from ..shared.labels_io import UndoStep, write_in_chunks
 from ..shared.progress_text import ProgressText
+from ..shared.steps import TimedSteps
 from ..shared.workers import alive_only, process_events_until
 from . import propagation_run as runs
 from .propagation_axes import axis_labels, index_of, world
@@ -42,6 +44,8 @@ class PropagationPanel(QWidget):
         self._watched = None  # the Labels layer whose writes tell the last object id
         self.last_written_id = 0
         self._progress_text = ProgressText()
+        self.writing: TimedSteps | None = None  # the result being written, in steps
+        self._step: UndoStep | None = None
         self._build_ui()
 
     # ============================ public API ==============================================
@@ -74,8 +78,14 @@ class PropagationPanel(QWidget):
                              first, last, rules, chosen, not self.overwrite_check.isChecked())
 
     def cancel(self) -> None:
-        """Stop the running propagation; nothing is written."""
-        if self._run is not None:
+        """Stop the running propagation; nothing is written (what was, is put back)."""
+        if self.writing is not None:  # the worker is done: the writes are under way
+            self.writing.stop()
+            self._step.abort()
+            self.writing = None
+            self._finish()
+            self._say("Cancelled; nothing was written.")
+        elif self._run is not None:
             self._run.cancel.set()
 
     def layer_removed(self, layer) -> None:
@@ -97,7 +107,7 @@ class PropagationPanel(QWidget):
 
     @property
     def busy(self) -> bool:
-        return self.worker is not None
+        return self.worker is not None or self.writing is not None
 
     def wait(self, timeout: float = 600.0) -> None:
         process_events_until(lambda: not self.busy, timeout, "The propagation", poll=0.005)
@@ -257,10 +267,10 @@ class PropagationPanel(QWidget):
 
     # ============================ running ==================================================
     def _start(self, run: runs.PropagationRun) -> None:
-        worker = create_worker(runs.guarded, run.job, _start_thread=False, _ignore_errors=True)
+        worker = create_worker(runs.job_and_writes, run, _start_thread=False, _ignore_errors=True)
         # Results come through the event loop: dropped if the viewer closed meanwhile.
         worker.yielded.connect(alive_only(self, self._on_progress))
-        worker.returned.connect(alive_only(self, lambda result: self._on_done(result, run)))
+        worker.returned.connect(alive_only(self, lambda out: self._on_done(*out, run)))
         worker.errored.connect(alive_only(self, self._on_error))
         self.worker, self._run, self._cancel_reason = worker, run, ""
         self._progress_text.restart()
@@ -272,28 +282,41 @@ class PropagationPanel(QWidget):
         self.progress.setValue(int(round(100 * report.fraction)))
         self.progress.setFormat(self._progress_text.format(report))
 
-    def _on_done(self, result, run: runs.PropagationRun) -> None:
-        self._finish()
+    def _on_done(self, result, writes, run: runs.PropagationRun) -> None:
+        self.worker = None
         self.last_result = result
-        layer, value = run.layer, run.value
+        layer = run.layer
         if layer not in self.host.viewer.layers:
+            self._finish()
             notify.warning(f"The Labels layer {layer.name!r} is gone: nothing was written.")
             return
         if tuple(layer.data.shape) != run.shape:
+            self._finish()
             self._say("The Labels layer changed shape; nothing was written.")
             notify.warning(f"The data of {layer.name!r} was replaced by an array of shape "
                            f"{tuple(layer.data.shape)} during the propagation (it was "
                            f"{run.shape}): nothing was written. Propagate again.")
             return
-        coords, values = runs.label_writes(result, run)
-        with layer.block_history():  # one Ctrl+Z undoes the whole propagation
-            if values.size:
-                layer.data_setitem(coords, values)
-        n = len(result.indices) - 1
+        self._step = UndoStep(layer)  # one Ctrl+Z undoes the whole propagation
+        self.writing = TimedSteps(write_in_chunks(self._step, *writes),
+                                  lambda: self._written(result, run), self._write_failed, self)
+
+    def _written(self, result, run: runs.PropagationRun) -> None:
+        self._step.close()
+        self.writing = None
+        self._finish()
+        value, n = run.value, len(result.indices) - 1
         axis = axis_labels(self.host.source)[run.axis] if self.host.source else f"axis {run.axis}"
         lines = stop_lines(result, run.rules, run.steps, axis)
         self._say("\n".join([f"Object {value}: {n} more slice(s).", *lines]))
-        notify.info(f"Propagated object {value} to {n} more slice(s) of {layer.name!r}.")
+        notify.info(f"Propagated object {value} to {n} more slice(s) of {run.layer.name!r}.")
+
+    def _write_failed(self, exc: Exception) -> None:
+        self._step.abort()
+        self.writing = None
+        self._finish()
+        self._say("The propagation failed; nothing was written.")
+        notify.error(f"The propagation failed: {exc}")
 
     def _on_error(self, exc: Exception) -> None:
         self._finish()

@@ -4,8 +4,8 @@
 image's shape, the object on the shown slice, a range through it) and makes the engine job
 (:func:`napari_segany.engine.propagation.iter_propagate_stack`) on the dock's image, model
 and embedding cache; :func:`label_writes` gives the writes of its result, which the panel
-hands to the Labels layer as **one undo step** (``Labels.block_history`` + one
-``data_setitem``, as the interactive commits).  A cancelled or failed run writes nothing.
+hands to the Labels layer as **one undo step** (computed in the worker, written in short
+steps inside one ``UndoStep``).  A cancelled or failed run writes nothing.
 
 The object: the id chosen in *Object*, or (0, the default) the last id committed or painted
 into the Labels layer, else the largest id on the shown slice; its mask on the shown slice is
@@ -115,6 +115,13 @@ def object_id(layer, index, chosen: int, last_written_id: int) -> int:
 def label_writes(result, run: PropagationRun):
     """(coords, values) that put the result into the run's Labels layer with its object id."""
     return result.label_changes(run.layer.data, run.value, preserve=run.preserve)
+
+
+def job_and_writes(run: PropagationRun):
+    """(In a worker.) The engine job, then the label writes of its result: (result, writes);
+    computed here, not on the main thread, which only writes them (in steps)."""
+    result = yield from guarded(run.job)
+    return result, label_writes(result, run)
 
 
 def guarded(job):

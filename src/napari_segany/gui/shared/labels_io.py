@@ -108,6 +108,56 @@ class LabelsWriter:
         return ids
 
 
+class UndoStep:
+    """Writes into a Labels layer spread over several event-loop turns (see ``steps``),
+    recorded as **one** undo step: napari's ``block_history`` is entered now and left at
+    :meth:`close`.  :meth:`abort` puts back every pixel written so far and leaves no trace
+    in the history (napari's own abort of a brush stroke when it has one; else the step is
+    undone, which leaves it in the redo history), so a cancelled commit leaves the layer as
+    it was."""
+
+    def __init__(self, layer: Labels):
+        self.layer = layer
+        # napari's abort of a brush stroke (0.9; on the layer itself, not the proxy plugins get)
+        self._abort_staged = getattr(getattr(layer, "__wrapped__", layer), "_abort_stroke", None)
+        self._block = layer.block_history()
+        self._block.__enter__()
+        self.open, self.wrote = True, False
+
+    def write(self, indices: tuple, values) -> None:
+        if self._abort_staged is None and not self.wrote:  # else napari knows what it staged
+            self.wrote = bool(np.any(np.asarray(self.layer.data[indices]) != values))
+        # No refresh per write: each would upload and redraw; the layer is refreshed at close.
+        self.layer.data_setitem(indices, values, refresh=False)
+
+    def close(self) -> None:
+        if self.open:
+            self.open = False
+            self._block.__exit__(None, None, None)
+            self.layer.refresh()
+
+    def abort(self) -> None:
+        if not self.open:
+            return
+        if self._abort_staged is not None:
+            self._abort_staged()  # puts back the staged writes and empties the staged step
+            self.close()
+        else:
+            self.close()
+            if self.wrote:
+                self.layer.undo()
+
+
+def write_in_chunks(step: UndoStep, indices: tuple, values, chunk: int = 1 << 16):
+    """Steps (for ``steps.TimedSteps``) writing ``values`` at ``indices`` (a tuple of index
+    arrays), ``chunk`` pixels each."""
+    values = np.asarray(values)
+    for start in range(0, indices[0].size, chunk):
+        part = slice(start, start + chunk)
+        step.write(tuple(axis[part] for axis in indices), values[part] if values.ndim else values)
+        yield
+
+
 def _check_ids_fit(layer: Labels, largest: int) -> None:
     """Refuse a commit whose new ids overflow the layer's integer type (numpy would raise in
     the middle of the writes, or wrap around onto other objects)."""

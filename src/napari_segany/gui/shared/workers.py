@@ -65,11 +65,14 @@ def start_embedding(predictor, rgb: np.ndarray, key: EmbeddingKey, index: tuple,
 def load_checked(name, checkpoint=None, device=None, where=None, precision="fp32"):
     """``engine.weights.load_model``, after a fast check that a given file is ``name``'s
     weights (:class:`~...engine.weights.RefusedFile` before anything is built)."""
+    from ...engine.embeddings import model_identity
     from ...engine.weights import load_model, refuse_wrong_file
 
     if checkpoint:
         refuse_wrong_file(name, checkpoint, where)
-    return load_model(name, checkpoint=checkpoint, device=device, precision=precision)
+    model = load_model(name, checkpoint=checkpoint, device=device, precision=precision)
+    model_identity(model)  # hashes the weights here (remembered), not on the main thread
+    return model
 
 
 def start_model_load(name, checkpoint, device, *, on_done, on_error, where=None,
