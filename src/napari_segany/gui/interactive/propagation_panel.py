@@ -1,8 +1,11 @@
-"""The "Propagate" panel: follow a committed object through z (stacks) or t (time series).
+"""The "Propagate" panel: follow committed objects through z (stacks) or t (time series).
 
-The controls (axis, direction, range in world units, object, stop rules) and the run in a
-napari worker (progress bar, Cancel); what a run checks, runs and writes is in
-:mod:`.propagation_run`, the axes' names and units in :mod:`.propagation_axes`.  The host
+Two methods: *slice by slice* (one object, any SAM-family model) and *SAM 2 memory* (every
+object of the shown slice, corrections by clicks on any slice; a SAM 2 model).  The
+controls (method, axis, direction, range in world units, object, stop rules) and the run in
+a napari worker (progress bar, Cancel); what a run checks, runs and writes is in
+:mod:`.propagation_run` and :mod:`.memory_run`, the axes' names and units in
+:mod:`.propagation_axes`.  The host
 (the Segment Anything dock) provides ``viewer``, ``source`` (ImageSource), ``predictor``,
 ``cache`` and ``writer`` (its target Labels layer).
 """
@@ -21,11 +24,15 @@ from ..shared import notify
 from ..shared.collapsible import Collapsible
 from ..shared.progress_text import ProgressText
 from ..shared.workers import alive_only, process_events_until
+from . import memory_run
 from . import propagation_run as runs
 from .propagation_axes import axis_labels, index_of, world
-from .propagation_words import stop_lines
 
 DIRECTIONS = {"both": "Both ways", "forward": "Forward (+)", "backward": "Backward (−)"}
+METHODS = {runs.SLICES: "Slice by slice (one object)",
+           runs.MEMORY: "SAM 2 memory (every object)"}
+#: Controls only the slice-by-slice method reads.
+SLICE_ONLY = ("score_spin", "area_spin", "past_empty_check")
 
 
 class PropagationPanel(QWidget):
@@ -45,8 +52,11 @@ class PropagationPanel(QWidget):
         self._build_ui()
 
     # ============================ public API ==============================================
-    def propagate(self, object_id: int | None = None, wait: bool = False):
-        """Start propagating the object (id, or the panel's choice) from the shown slice.
+    def propagate(self, object_id: int | None = None, wait: bool = False,
+                  method: str | None = None):
+        """Start propagating the object (id, or the panel's choice) from the shown slice;
+        ``method``: "slices" or "memory" (SAM 2: every object; ``object_id`` is the object
+        the clicks on the shown slice correct), default the panel's choice.
 
         Returns the worker, or None when nothing could start (a notification says why).
         ``wait`` processes Qt events until the result is written.
@@ -54,9 +64,13 @@ class PropagationPanel(QWidget):
         if self.busy:
             notify.info("A propagation is already running.")
             return None
+        if method is not None:
+            self.set_method(method)
         try:
             self.sync()
-            run = runs.prepare(self.host, self.settings(object_id), self.last_written_id)
+            settings = self.settings(object_id)
+            run = (memory_run.prepare(self.host, settings) if settings.method == runs.MEMORY
+                   else runs.prepare(self.host, settings, self.last_written_id))
         except (SegAnyError, ValueError) as exc:
             notify.error(f"Cannot propagate: {exc}")
             return None
@@ -71,7 +85,14 @@ class PropagationPanel(QWidget):
                           stop_on_empty=not self.past_empty_check.isChecked())
         chosen = self.object_spin.value() if object_id is None else object_id
         return runs.Settings(self.axis_combo.currentIndex(), self.direction_combo.currentData(),
-                             first, last, rules, chosen, not self.overwrite_check.isChecked())
+                             first, last, rules, chosen, not self.overwrite_check.isChecked(),
+                             self.method_combo.currentData())
+
+    def set_method(self, method: str) -> None:
+        """"slices" (one object, slice by slice) or "memory" (SAM 2's memory)."""
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {list(METHODS)}; got {method!r}.")
+        self.method_combo.setCurrentIndex(self.method_combo.findData(method))
 
     def cancel(self) -> None:
         """Stop the running propagation; nothing is written."""
@@ -129,6 +150,8 @@ class PropagationPanel(QWidget):
             runs.check_ready(self.host)
         except SegAnyError as exc:
             return False, str(exc)
+        if self.method_combo.currentData() == runs.MEMORY:
+            return memory_run.readiness(self.host, self.settings())
         axis = self.axis_combo.currentIndex()
         names = axis_labels(source)
         first, last = self._index_range()
@@ -158,6 +181,12 @@ class PropagationPanel(QWidget):
 
     # ============================ UI =======================================================
     def _build_ui(self) -> None:
+        self.method_combo = QComboBox()
+        for key, text in METHODS.items():
+            self.method_combo.addItem(text, key)
+        self.method_combo.setToolTip("SAM 2 memory: every object of the shown Labels slice, "
+                                     "followed by SAM 2's memory (load a SAM 2 model); "
+                                     "click points on any slice to correct, then propagate again")
         self.axis_combo = QComboBox()
         self.direction_combo = QComboBox()
         for key, text in DIRECTIONS.items():
@@ -188,6 +217,7 @@ class PropagationPanel(QWidget):
         self.from_spin.valueChanged.connect(lambda _: self._show_range())
         self.to_spin.valueChanged.connect(lambda _: self._show_range())
         self.object_spin.valueChanged.connect(self.refresh)
+        self.method_combo.currentIndexChanged.connect(lambda _: self._method_changed())
         self.propagate_button.clicked.connect(lambda: self.propagate())
         self.cancel_button.clicked.connect(self.cancel)
 
@@ -211,8 +241,11 @@ class PropagationPanel(QWidget):
         progress_row = QHBoxLayout()
         progress_row.addWidget(self.progress)
         progress_row.addWidget(self.cancel_button)
+        method_row = QFormLayout()
+        method_row.addRow("Method", self.method_combo)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(method_row)
         for w in (self.settings_section, self.ready_label, self.propagate_button):
             layout.addWidget(w)
         layout.addLayout(progress_row)
@@ -249,6 +282,15 @@ class PropagationPanel(QWidget):
         ends = sorted(index_of(source, axis, s.value()) for s in (self.from_spin, self.to_spin))
         return ends[0], ends[1]
 
+    def _method_changed(self) -> None:
+        memory = self.method_combo.currentData() == runs.MEMORY
+        for name in SLICE_ONLY:
+            getattr(self, name).setEnabled(not memory)
+        self.object_spin.setSpecialValueText("selected label" if memory else "last committed")
+        self.object_spin.setToolTip("The object the clicks on the shown slice correct"
+                                    if memory else "The object to propagate")
+        self.refresh()
+
     def _set_busy(self, busy: bool) -> None:
         self.progress.setVisible(busy)
         self.cancel_button.setVisible(busy)
@@ -265,35 +307,31 @@ class PropagationPanel(QWidget):
         self.worker, self._run, self._cancel_reason = worker, run, ""
         self._progress_text.restart()
         self._set_busy(True)
-        self._say(f"Propagating object {run.value}…")
+        self._say(run.start_text)
         worker.start()
 
     def _on_progress(self, report) -> None:
         self.progress.setValue(int(round(100 * report.fraction)))
         self.progress.setFormat(self._progress_text.format(report))
 
-    def _on_done(self, result, run: runs.PropagationRun) -> None:
+    def _on_done(self, result, run) -> None:
         self._finish()
         self.last_result = result
-        layer, value = run.layer, run.value
-        if layer not in self.host.viewer.layers:
-            notify.warning(f"The Labels layer {layer.name!r} is gone: nothing was written.")
+        layer, refusal = run.layer, runs.write_refusal(self.host.viewer, run)
+        if refusal is not None:
+            run.finished(result, self.host, written=False)
+            self._say(refusal[0])
+            notify.warning(refusal[1])
             return
-        if tuple(layer.data.shape) != run.shape:
-            self._say("The Labels layer changed shape; nothing was written.")
-            notify.warning(f"The data of {layer.name!r} was replaced by an array of shape "
-                           f"{tuple(layer.data.shape)} during the propagation (it was "
-                           f"{run.shape}): nothing was written. Propagate again.")
-            return
-        coords, values = runs.label_writes(result, run)
+        coords, values = run.writes(result)
         with layer.block_history():  # one Ctrl+Z undoes the whole propagation
             if values.size:
                 layer.data_setitem(coords, values)
-        n = len(result.indices) - 1
+        run.finished(result, self.host, written=True)
         axis = axis_labels(self.host.source)[run.axis] if self.host.source else f"axis {run.axis}"
-        lines = stop_lines(result, run.rules, run.steps, axis)
-        self._say("\n".join([f"Object {value}: {n} more slice(s).", *lines]))
-        notify.info(f"Propagated object {value} to {n} more slice(s) of {layer.name!r}.")
+        status, note = run.outcome(result, axis)
+        self._say(status)
+        notify.info(note)
 
     def _on_error(self, exc: Exception) -> None:
         self._finish()
