@@ -146,3 +146,27 @@ def test_z_stack_range_and_the_model_it_needs(open_widget, tiny_checkpoint, sam2
     assert set(np.unique(labels.data).tolist()) <= {0, 3, 8}
     labels.undo()
     np.testing.assert_array_equal(labels.data, before)
+
+
+@pytest.mark.parametrize("kind", ["rgb", "channels first"])
+def test_colour_and_channel_stacks_are_read_as_the_dock_sees_them(
+        kind, open_widget, sam2_checkpoint, qtbot):
+    rng = np.random.default_rng(1)
+    if kind == "rgb":  # (T, Y, X, 3)
+        image = rng.integers(0, 255, (5, 48, 64, 3), dtype=np.uint8)
+        viewer, widget = open_widget(image, name="movie", rgb=True, axis_labels=("t", "y", "x"))
+    else:  # (C, T, Y, X), two channels -> R, G
+        image = rng.integers(0, 4000, (2, 5, 48, 64), dtype=np.uint16)
+        viewer, widget = open_widget(image, name="movie", axis_labels=("c", "t", "y", "x"))
+        widget.set_image("movie", channel_first=True, channels=(0, 1))
+    labels = viewer.add_labels(np.zeros((5, 48, 64), np.uint32), name="cells")
+    widget.set_labels(labels)
+    widget.set_model("tiny_sam2", checkpoint=str(sam2_checkpoint), device="cpu")
+    viewer.dims.set_current_step(1 if kind != "rgb" else 0, 2)
+    paint(labels, (2,), slice(10, 30), slice(20, 40), 6)
+    panel = widget.propagation
+    panel.set_method("memory")
+    assert "(t = 2)" in panel.ready_label.text(), panel.ready_label.text()
+    click_propagate(qtbot, panel)
+    assert panel.last_result.frames == [0, 1, 2, 3, 4]
+    assert set(np.unique(labels.data).tolist()) <= {0, 6}
