@@ -5,9 +5,9 @@ object of the shown slice, corrections by clicks on any slice; a SAM 2 model).  
 controls (method, axis, direction, range in world units, object, stop rules) and the run in
 a napari worker (progress bar, Cancel); what a run checks, runs and writes is in
 :mod:`.propagation_run` and :mod:`.memory_run`, the axes' names and units in
-:mod:`.propagation_axes`.  The host
-(the Segment Anything dock) provides ``viewer``, ``source`` (ImageSource), ``predictor``,
-``cache`` and ``writer`` (its target Labels layer).
+:mod:`.propagation_axes`.  The host (the Segment Anything dock) provides ``viewer``,
+``source`` (ImageSource), ``predictor``, ``cache``, ``writer`` (its target Labels layer),
+``image_session`` and ``prompt_preview``.
 """
 from __future__ import annotations
 
