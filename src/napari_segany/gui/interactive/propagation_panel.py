@@ -303,7 +303,7 @@ class PropagationPanel(QWidget):
         # Results come through the event loop: dropped if the viewer closed meanwhile.
         worker.yielded.connect(alive_only(self, self._on_progress))
         worker.returned.connect(alive_only(self, lambda result: self._on_done(result, run)))
-        worker.errored.connect(alive_only(self, self._on_error))
+        worker.errored.connect(alive_only(self, lambda exc: self._on_error(exc, run)))
         self.worker, self._run, self._cancel_reason = worker, run, ""
         self._progress_text.restart()
         self._set_busy(True)
@@ -333,9 +333,9 @@ class PropagationPanel(QWidget):
         self._say(status)
         notify.info(note)
 
-    def _on_error(self, exc: Exception) -> None:
+    def _on_error(self, exc: Exception, run) -> None:
         self._finish()
-        if isinstance(exc, Cancelled):
+        if isinstance(exc, Cancelled) or run.cancel.is_set():  # e.g. its image closed under it
             reason = f"{self._cancel_reason}: p" if self._cancel_reason else "P"
             self._say("Cancelled; nothing was written.")
             notify.info(f"{reason}ropagation cancelled; nothing was written.")
