@@ -2,11 +2,13 @@
 frame's time goes; peak RSS of long propagations.
 
     PYTHONPATH=src python benchmarks/bench_sam2.py [--models t s] [--runs 3] [--threads 2]
-        [--frames 10] [--size 512] [--profile] [--rss-frames 100 1000]
+        [--precisions fp32 bf16] [--frames 10] [--size 512] [--profile] [--rss-frames 100 1000]
         [--rss-image-size 1024 512] [--rss-objects 1] [--json out.json]
 
 Weights are synthesized (seeded, shaped like the official ones; speed does not depend on
-their values); float32.  Every time is given as wall ms and as this process's CPU ms (CPU
+their values); the encoder's precision per ``--precisions`` (``load_model(...,
+precision=)``: "bf16" runs the image encoder's weights in bfloat16, the rest stays float32;
+the propagation and RSS rows use the first one).  Every time is given as wall ms and as this process's CPU ms (CPU
 time is less disturbed by other work on a shared machine; on an idle machine wall ~ CPU /
 threads); the load average is printed beside every figure.  Per model:
 
@@ -46,7 +48,7 @@ from bench_tiny_vit import synthesize_
 NAMES = {"t": "sam2.1_hiera_t", "s": "sam2.1_hiera_s", "b+": "sam2.1_hiera_b+", "l": "sam2.1_hiera_l"}
 
 
-def load(name: str, image_size: int = 1024):
+def load(name: str, image_size: int = 1024, precision: str = "fp32"):
     """A registered SAM 2.1 with synthesized weights, through ``load_model`` (strict);
     ``image_size`` < 1024 builds the same weights for a smaller model input."""
     from napari_segany.engine.weights import load_model
@@ -58,7 +60,8 @@ def load(name: str, image_size: int = 1024):
                                    input_size=image_size)
     model = spec.build()
     synthesize_(model)
-    return load_model(spec, checkpoint={"model": model.state_dict()}, device="cpu")
+    return load_model(spec, checkpoint={"model": model.state_dict()}, device="cpu",
+                      precision=precision)
 
 
 def disk_frame(t: int, size: int, dtype=np.uint8, rng=None) -> np.ndarray:
@@ -250,9 +253,11 @@ def peak_rss(model, frames: int, size: int, objects: int = 1) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", nargs="+", default=["t", "s"], choices=list(NAMES))
+    parser.add_argument("--models", nargs="*", default=["t", "s"], choices=list(NAMES),
+                        help="none (--models alone): only the --rss-frames runs")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=["fp32", "bf16"])
     parser.add_argument("--frames", type=int, default=10)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--profile", action="store_true")
@@ -264,21 +269,23 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     results = {"threads": args.threads, "torch": torch.__version__}
     for key in args.models:
-        name = NAMES[key]
-        model = load(name)
-        row = {"encoder": time_encoder(model, args.runs)}
-        print(f"{name}: encoder {row['encoder']}", flush=True)
-        if args.frames > 1:
-            row["propagation"] = time_propagation(model, args.frames, args.size)
-            print(f"{name}: propagation {row['propagation']}", flush=True)
-        if args.profile:
-            row["profile"] = profile_frame(model, args.size)
-            print(f"{name}: profile {row['profile']}", flush=True)
-        results[name] = row
-        del model
+        for precision in args.precisions:
+            name = NAMES[key]
+            model = load(name, precision=precision)
+            label = name if precision == "fp32" else f"{name} {precision}"
+            row = {"encoder": time_encoder(model, args.runs)}
+            print(f"{label}: encoder {row['encoder']}", flush=True)
+            if args.frames > 1:
+                row["propagation"] = time_propagation(model, args.frames, args.size)
+                print(f"{label}: propagation {row['propagation']}", flush=True)
+            if args.profile:
+                row["profile"] = profile_frame(model, args.size)
+                print(f"{label}: profile {row['profile']}", flush=True)
+            results[label] = row
+            del model
     sizes = args.rss_image_size + [1024] * (len(args.rss_frames) - len(args.rss_image_size))
     for frames, image_size in zip(args.rss_frames, sizes):
-        model = load(NAMES["t"], image_size)
+        model = load(NAMES["t"], image_size, args.precisions[0])
         row = peak_rss(model, frames, args.size, args.rss_objects)
         results[f"rss_{frames}_frames_input_{image_size}"] = row
         print(f"hiera_t peak RSS: {row}", flush=True)

@@ -135,6 +135,9 @@ def test_cancel_between_frames(model, volume, seed):
 
 
 def test_input_errors(model, volume, seed, tiny_sam):
+    from napari_segany.engine.propagation import is_memory_model
+
+    assert is_memory_model(model) and not is_memory_model(tiny_sam)  # what the GUI offers
     with pytest.raises(CheckpointError, match="SAM 2"):
         nsa.MemorySession(volume[0], tiny_sam)
     session = nsa.MemorySession(volume[0], model, index=2)

@@ -117,6 +117,28 @@ def test_bf16_encoder_returns_fp32_close_to_fp32(family, one_thread):
     assert rel < 0.05, rel  # random weights: bf16 rounding, not a wrong computation
 
 
+def test_sam2_bf16_encoder_image_and_video_paths(one_thread):
+    """SAM 2: Hiera + FPN neck in bfloat16 (its positional tables float32), every level and
+    the video path's features returned in float32, close to float32."""
+    from _sam2_tiny import load_tiny_sam2
+
+    model = load_tiny_sam2()
+    bf16 = set_encoder_precision(copy.deepcopy(model), "bf16")
+    trunk = bf16.image_encoder.trunk
+    assert trunk.patch_embed.proj.weight.dtype == torch.bfloat16
+    assert trunk.pos_embed.dtype == trunk.pos_embed_window.dtype == torch.float32
+    x = torch.randn(1, 3, model.image_size, model.image_size)
+    with torch.inference_mode():
+        pairs = list(zip(model.encode(x), bf16.encode(x)))
+        ref, out = model.encode_frame(x), bf16.encode_frame(x)
+    pairs += [(ref.vision, out.vision), (ref.vision_pos, out.vision_pos),
+              *zip(ref.high_res, out.high_res)]
+    for a, b in pairs:
+        assert b.dtype == torch.float32 and b.shape == a.shape
+        rel = ((b - a).norm() / a.norm()).item()
+        assert rel < 0.05, rel  # random weights: bf16 rounding, not a wrong computation
+
+
 def test_tiny_vit_bf16_fast_and_reference_paths_agree(one_thread):
     model = set_encoder_precision(_tiny_models()["mobile_sam"], "bf16")
     encoder = model.image_encoder

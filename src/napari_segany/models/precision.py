@@ -7,7 +7,7 @@ tensors accuracy needs in float32:
 * normalisation parameters (LayerNorm, LayerNorm2d, BatchNorm): the CPU kernels take
   bfloat16 activations with float32 affine parameters and compute mean/variance in float32;
 * positional tables (``pos_embed``, ``rel_pos_h``/``rel_pos_w``, TinyViT's
-  ``attention_biases``): they are resampled / gathered in float32 and cast where they are used;
+  ``attention_biases``, Hiera's ``pos_embed_window``): they are resampled / gathered in float32 and cast where they are used;
 * YOLO's DFL kernel: boxes are decoded in float32 (bfloat16 steps are 4-8 px at 1024).
 
 There is no autocast and no global state: every encoder reads its compute dtype from its own
@@ -37,7 +37,8 @@ KEEP_FP32_MODULES: tuple[type[nn.Module], ...] = (
     nn.LayerNorm, LayerNorm2d, nn.BatchNorm2d, DFL,
 )
 #: Parameter names that stay float32 wherever they appear (positional tables).
-KEEP_FP32_NAMES = frozenset({"pos_embed", "rel_pos_h", "rel_pos_w", "attention_biases"})
+KEEP_FP32_NAMES = frozenset({"pos_embed", "pos_embed_window", "rel_pos_h", "rel_pos_w",
+                             "attention_biases"})
 
 
 def encoder_of(model: nn.Module) -> nn.Module:

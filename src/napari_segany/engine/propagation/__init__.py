@@ -12,7 +12,7 @@ of a label slice with SAM 2's memory.
 """
 from __future__ import annotations
 
-from .memory import MemorySession, iter_propagate_memory, propagate_memory
+from .memory import MemorySession, is_memory_model, iter_propagate_memory, propagate_memory
 from .memory_result import MemoryPropagationResult
 from .prefetch import SliceStack
 from .prompts import PromptOptions, StopRules
@@ -20,5 +20,5 @@ from .result import PropagationResult, SliceReport
 from .walk import iter_propagate, iter_propagate_stack, propagate
 
 __all__ = ["MemoryPropagationResult", "MemorySession", "PromptOptions", "PropagationResult",
-           "SliceReport", "SliceStack", "StopRules", "iter_propagate", "iter_propagate_memory",
-           "iter_propagate_stack", "propagate", "propagate_memory"]
+           "SliceReport", "SliceStack", "StopRules", "is_memory_model", "iter_propagate",
+           "iter_propagate_memory", "iter_propagate_stack", "propagate", "propagate_memory"]

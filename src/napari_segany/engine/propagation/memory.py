@@ -208,6 +208,11 @@ def propagate_memory(volume, seed, index, model, axis: int = 0, direction: str =
 
 
 # --- arguments --------------------------------------------------------------------------------
+def is_memory_model(model) -> bool:
+    """Whether ``model`` (a loaded model) can propagate with SAM 2's memory."""
+    return isinstance(model, Sam2)
+
+
 def _sam2_model(model) -> Sam2:
     if isinstance(model, str):
         from ..weights import load_model

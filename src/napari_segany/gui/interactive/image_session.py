@@ -2,7 +2,8 @@
 
 An :class:`ImageSession` holds the image layer (and how it is read), its own prompt layers
 (Points for clicks, Shapes for boxes), its preview layer, its target Labels layer (with the
-undo history napari keeps for it), the objects being segmented and the embedding they were
+undo history napari keeps for it), the SAM 2 memory of its last propagation (corrections),
+the objects being segmented and the embedding they were
 decoded with, the slice they belong to, and its status line.  Choosing another image switches
 to that image's session: nothing of one image is ever applied to another.  The model and
 the embedding cache are the dock's, shared by all sessions.
@@ -37,6 +38,7 @@ class ImageSession:
         self.index: tuple | None = None  # the slice the objects belong to
         self.embedding_key = None  # the embedding the objects were decoded with
         self.left_out = (0, 0, 0)  # prompts of the shown slice ignored (and said so)
+        self.memory = None  # the SAM 2 memory of its last propagation (memory_run.Memory)
         self.status = ""
 
     # ---------------------------------------------------------------- what it holds
@@ -95,3 +97,6 @@ class ImageSession:
         """Stop listening to its layers (the dock closes or the image is gone); they stay."""
         self.prompts.detach()
         self.writer.attach(None)
+        if self.memory is not None:
+            self.memory.close()  # its features, memories and spilled files
+            self.memory = None

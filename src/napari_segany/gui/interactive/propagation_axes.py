@@ -71,17 +71,23 @@ def slice_stack(source: ImageSource, axis: int, index: tuple) -> SliceStack:
     meanwhile, and it is read from the worker's threads."""
     normalisation = source.normalisation()
     data = source.layer.data
-    if source.channel_first:
-        to_rgb = source.to_rgb  # per-channel percentiles: no layer state read in the thread
-    else:
-        limits = tuple(float(v) for v in source.layer.contrast_limits)
-
-        def to_rgb(raw, limits=limits):
-            return to_uint8_rgb(raw, limits)
 
     def read(i: int):
         where = list(index)
         where[axis] = i
         return source.read(tuple(where), data)
 
-    return SliceStack(source.spatial_shape[axis], read, to_rgb, normalisation)
+    return SliceStack(source.spatial_shape[axis], read, dock_to_rgb(source), normalisation)
+
+
+def dock_to_rgb(source: ImageSource):
+    """raw slice -> the uint8 RGB the dock's model sees, with the layer's contrast limits of
+    now: a function that reads no layer state (it runs in worker threads)."""
+    if source.channel_first:
+        return source.to_rgb  # per-channel percentiles
+    limits = tuple(float(v) for v in source.layer.contrast_limits)
+
+    def to_rgb(raw, limits=limits):
+        return to_uint8_rgb(raw, limits)
+
+    return to_rgb

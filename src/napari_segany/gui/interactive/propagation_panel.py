@@ -1,33 +1,34 @@
-"""The "Propagate" panel: follow a committed object through z (stacks) or t (time series).
+"""The "Propagate" panel: follow committed objects through z (stacks) or t (time series).
 
-The controls (axis, direction, range in world units, object, stop rules) and the run in a
-napari worker (progress bar, Cancel); what a run checks, runs and writes is in
-:mod:`.propagation_run`, the axes' names and units in :mod:`.propagation_axes`.  The host
-(the Segment Anything dock) provides ``viewer``, ``source`` (ImageSource), ``predictor``,
-``cache`` and ``writer`` (its target Labels layer).
+Two methods: *slice by slice* (one object, any SAM-family model) and *SAM 2 memory* (every
+object of the shown slice, corrections by clicks on any slice; a SAM 2 model).  The
+controls (method, axis, direction, range in world units, object, stop rules) and the run in
+a napari worker (progress bar, Cancel); what a run checks, runs and writes is in
+:mod:`.propagation_run` and :mod:`.memory_run`, the axes' names and units in
+:mod:`.propagation_axes`.  The host (the Segment Anything dock) provides ``viewer``,
+``source`` (ImageSource), ``predictor``, ``cache``, ``writer`` (its target Labels layer),
+``image_session`` and ``prompt_preview``.
 """
 from __future__ import annotations
 
 import numpy as np
 from napari.qt.threading import create_worker
-from qtpy.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
-    QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget,
-)
+from qtpy.QtWidgets import QWidget
 
 from ...engine.errors import Cancelled, SegAnyError
 from ...engine.propagation import StopRules
 from ..shared import notify
-from ..shared.collapsible import Collapsible
 from ..shared.labels_io import UndoStep, write_in_chunks
 from ..shared.progress_text import ProgressText
 from ..shared.steps import TimedSteps
 from ..shared.workers import alive_only, process_events_until
+from . import memory_run
 from . import propagation_run as runs
+from .propagation_controls import METHODS, build_controls
 from .propagation_axes import axis_labels, index_of, world
-from .propagation_words import stop_lines
 
-DIRECTIONS = {"both": "Both ways", "forward": "Forward (+)", "backward": "Backward (−)"}
+#: Controls only the slice-by-slice method reads.
+SLICE_ONLY = ("score_spin", "area_spin", "past_empty_check")
 
 
 class PropagationPanel(QWidget):
@@ -49,8 +50,11 @@ class PropagationPanel(QWidget):
         self._build_ui()
 
     # ============================ public API ==============================================
-    def propagate(self, object_id: int | None = None, wait: bool = False):
-        """Start propagating the object (id, or the panel's choice) from the shown slice.
+    def propagate(self, object_id: int | None = None, wait: bool = False,
+                  method: str | None = None):
+        """Start propagating the object (id, or the panel's choice) from the shown slice;
+        ``method``: "slices" or "memory" (SAM 2: every object; ``object_id`` is the object
+        the clicks on the shown slice correct), default the panel's choice.
 
         Returns the worker, or None when nothing could start (a notification says why).
         ``wait`` processes Qt events until the result is written.
@@ -58,9 +62,13 @@ class PropagationPanel(QWidget):
         if self.busy:
             notify.info("A propagation is already running.")
             return None
+        if method is not None:
+            self.set_method(method)
         try:
             self.sync()
-            run = runs.prepare(self.host, self.settings(object_id), self.last_written_id)
+            settings = self.settings(object_id)
+            run = (memory_run.prepare(self.host, settings) if settings.method == runs.MEMORY
+                   else runs.prepare(self.host, settings, self.last_written_id))
         except (SegAnyError, ValueError) as exc:
             notify.error(f"Cannot propagate: {exc}")
             return None
@@ -75,7 +83,14 @@ class PropagationPanel(QWidget):
                           stop_on_empty=not self.past_empty_check.isChecked())
         chosen = self.object_spin.value() if object_id is None else object_id
         return runs.Settings(self.axis_combo.currentIndex(), self.direction_combo.currentData(),
-                             first, last, rules, chosen, not self.overwrite_check.isChecked())
+                             first, last, rules, chosen, not self.overwrite_check.isChecked(),
+                             self.method_combo.currentData())
+
+    def set_method(self, method: str) -> None:
+        """"slices" (one object, slice by slice) or "memory" (SAM 2's memory)."""
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {list(METHODS)}; got {method!r}.")
+        self.method_combo.setCurrentIndex(self.method_combo.findData(method))
 
     def cancel(self) -> None:
         """Stop the running propagation; nothing is written (what was, is put back)."""
@@ -139,6 +154,8 @@ class PropagationPanel(QWidget):
             runs.check_ready(self.host)
         except SegAnyError as exc:
             return False, str(exc)
+        if self.method_combo.currentData() == runs.MEMORY:
+            return memory_run.readiness(self.host, self.settings())
         axis = self.axis_combo.currentIndex()
         names = axis_labels(source)
         first, last = self._index_range()
@@ -168,65 +185,15 @@ class PropagationPanel(QWidget):
 
     # ============================ UI =======================================================
     def _build_ui(self) -> None:
-        self.axis_combo = QComboBox()
-        self.direction_combo = QComboBox()
-        for key, text in DIRECTIONS.items():
-            self.direction_combo.addItem(text, key)
-        self.from_spin, self.to_spin = QDoubleSpinBox(), QDoubleSpinBox()
-        self.range_label = QLabel()
-        self.object_spin = QSpinBox()
-        self.object_spin.setRange(0, 2 ** 31 - 1)
-        self.object_spin.setSpecialValueText("last committed")
-        self.score_spin = _spin(0.0, 1.0, 0.05, StopRules.min_score, 2)
-        self.score_spin.setToolTip("Stop where the model's predicted IoU falls below this")
-        self.area_spin = _spin(1.0, 100.0, 0.5, StopRules.max_area_ratio, 1, suffix=" ×")
-        self.area_spin.setToolTip("Stop where the area grows or shrinks by more than this "
-                                  "per step of one XY pixel size (thick slices allow more)")
-        self.past_empty_check = QCheckBox("Walk past empty slices")
-        self.overwrite_check = QCheckBox("Overwrite other objects")
-        self.propagate_button = QPushButton("Propagate (Shift+S)")
-        self.progress = QProgressBar()
-        self.cancel_button = QPushButton("Cancel")
-        self.ready_label = QLabel()  # what Propagate would do now, or what it needs
-        self.ready_label.setWordWrap(True)
-        self.status_label = QLabel()  # the outcome of the last run on this image
-        self.status_label.setWordWrap(True)
-        self.status_label.setVisible(False)
-        self._lay_out()
+        build_controls(self)
         self._set_busy(False)
         self.axis_combo.currentIndexChanged.connect(lambda _: self._reset_range())
         self.from_spin.valueChanged.connect(lambda _: self._show_range())
         self.to_spin.valueChanged.connect(lambda _: self._show_range())
         self.object_spin.valueChanged.connect(self.refresh)
+        self.method_combo.currentIndexChanged.connect(lambda _: self._method_changed())
         self.propagate_button.clicked.connect(lambda: self.propagate())
         self.cancel_button.clicked.connect(self.cancel)
-
-    def _lay_out(self) -> None:
-        settings = QWidget()
-        form = QFormLayout(settings)
-        form.setContentsMargins(0, 0, 0, 0)
-        form.addRow("Axis", self.axis_combo)
-        form.addRow("Direction", self.direction_combo)
-        range_row = QHBoxLayout()
-        for w in (self.from_spin, QLabel("to"), self.to_spin):
-            range_row.addWidget(w)
-        form.addRow("Range", range_row)
-        form.addRow("", self.range_label)
-        form.addRow("Object", self.object_spin)
-        form.addRow("Min score", self.score_spin)
-        form.addRow("Max area change", self.area_spin)
-        form.addRow(self.past_empty_check)
-        form.addRow(self.overwrite_check)
-        self.settings_section = Collapsible("Settings (axis, range, object, stop rules)", settings)
-        progress_row = QHBoxLayout()
-        progress_row.addWidget(self.progress)
-        progress_row.addWidget(self.cancel_button)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        for w in (self.settings_section, self.ready_label, self.propagate_button):
-            layout.addWidget(w)
-        layout.addLayout(progress_row)
-        layout.addWidget(self.status_label)
 
     def _reset_range(self) -> None:
         source, axis = self.host.source, self.axis_combo.currentIndex()
@@ -259,6 +226,15 @@ class PropagationPanel(QWidget):
         ends = sorted(index_of(source, axis, s.value()) for s in (self.from_spin, self.to_spin))
         return ends[0], ends[1]
 
+    def _method_changed(self) -> None:
+        memory = self.method_combo.currentData() == runs.MEMORY
+        for name in SLICE_ONLY:
+            getattr(self, name).setEnabled(not memory)
+        self.object_spin.setSpecialValueText("selected label" if memory else "last committed")
+        self.object_spin.setToolTip("The object the clicks on the shown slice correct"
+                                    if memory else "The object to propagate")
+        self.refresh()
+
     def _set_busy(self, busy: bool) -> None:
         self.progress.setVisible(busy)
         self.cancel_button.setVisible(busy)
@@ -271,56 +247,53 @@ class PropagationPanel(QWidget):
         # Results come through the event loop: dropped if the viewer closed meanwhile.
         worker.yielded.connect(alive_only(self, self._on_progress))
         worker.returned.connect(alive_only(self, lambda out: self._on_done(*out, run)))
-        worker.errored.connect(alive_only(self, self._on_error))
+        worker.errored.connect(alive_only(self, lambda exc: self._on_error(exc, run)))
         self.worker, self._run, self._cancel_reason = worker, run, ""
         self._progress_text.restart()
         self._set_busy(True)
-        self._say(f"Propagating object {run.value}…")
+        self._say(run.start_text)
         worker.start()
 
     def _on_progress(self, report) -> None:
         self.progress.setValue(int(round(100 * report.fraction)))
         self.progress.setFormat(self._progress_text.format(report))
 
-    def _on_done(self, result, writes, run: runs.PropagationRun) -> None:
+    def _on_done(self, result, writes, run) -> None:
         self.worker = None
         self.last_result = result
-        layer = run.layer
-        if layer not in self.host.viewer.layers:
+        refusal = runs.write_refusal(self.host.viewer, run)
+        if refusal is not None:
             self._finish()
-            notify.warning(f"The Labels layer {layer.name!r} is gone: nothing was written.")
+            run.finished(result, self.host, written=False)
+            self._say(refusal[0])
+            notify.warning(refusal[1])
             return
-        if tuple(layer.data.shape) != run.shape:
-            self._finish()
-            self._say("The Labels layer changed shape; nothing was written.")
-            notify.warning(f"The data of {layer.name!r} was replaced by an array of shape "
-                           f"{tuple(layer.data.shape)} during the propagation (it was "
-                           f"{run.shape}): nothing was written. Propagate again.")
-            return
-        self._step = UndoStep(layer)  # one Ctrl+Z undoes the whole propagation
+        self._step = UndoStep(run.layer)  # one Ctrl+Z undoes the whole propagation
         self.writing = TimedSteps(write_in_chunks(self._step, *writes),
-                                  lambda: self._written(result, run), self._write_failed, self)
+                                  lambda: self._written(result, run),
+                                  lambda exc: self._write_failed(exc, result, run), self)
 
-    def _written(self, result, run: runs.PropagationRun) -> None:
+    def _written(self, result, run) -> None:
         self._step.close()
         self.writing = None
         self._finish()
-        value, n = run.value, len(result.indices) - 1
+        run.finished(result, self.host, written=True)
         axis = axis_labels(self.host.source)[run.axis] if self.host.source else f"axis {run.axis}"
-        lines = stop_lines(result, run.rules, run.steps, axis)
-        self._say("\n".join([f"Object {value}: {n} more slice(s).", *lines]))
-        notify.info(f"Propagated object {value} to {n} more slice(s) of {run.layer.name!r}.")
+        status, note = run.outcome(result, axis)
+        self._say(status)
+        notify.info(note)
 
-    def _write_failed(self, exc: Exception) -> None:
+    def _write_failed(self, exc: Exception, result, run) -> None:
         self._step.abort()
         self.writing = None
         self._finish()
+        run.finished(result, self.host, written=False)
         self._say("The propagation failed; nothing was written.")
         notify.error(f"The propagation failed: {exc}")
 
-    def _on_error(self, exc: Exception) -> None:
+    def _on_error(self, exc: Exception, run) -> None:
         self._finish()
-        if isinstance(exc, Cancelled):
+        if isinstance(exc, Cancelled) or run.cancel.is_set():  # e.g. its image closed under it
             reason = f"{self._cancel_reason}: p" if self._cancel_reason else "P"
             self._say("Cancelled; nothing was written.")
             notify.info(f"{reason}ropagation cancelled; nothing was written.")
@@ -363,12 +336,3 @@ class PropagationPanel(QWidget):
         self.cancel()
         super().closeEvent(event)
 
-
-def _spin(lo, hi, step, value, decimals, suffix="") -> QDoubleSpinBox:
-    spin = QDoubleSpinBox()
-    spin.setRange(lo, hi)
-    spin.setSingleStep(step)
-    spin.setDecimals(decimals)
-    spin.setValue(value)
-    spin.setSuffix(suffix)
-    return spin

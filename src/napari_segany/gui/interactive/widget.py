@@ -181,10 +181,12 @@ class SegAnyWidget(ShutsDownWhenClosed, QWidget):
         self.prompt_preview.show_masks()
         return mask
 
-    def propagate(self, object_id: int | None = None, wait: bool = False):
+    def propagate(self, object_id: int | None = None, wait: bool = False, method=None):
         """Propagate a committed object (default: the last one) from the shown slice through
-        z or t with the Propagate section's settings; one undo step (see propagation_panel)."""
-        return self.propagation.propagate(object_id, wait=wait)
+        z or t with the Propagate section's settings; one undo step (see propagation_panel).
+        ``method="memory"``: every object of the slice with SAM 2's memory (corrections: the
+        clicks on the shown slice, for ``object_id`` or the Labels layer's selected label)."""
+        return self.propagation.propagate(object_id, wait=wait, method=method)
 
     def toggle_sign(self) -> bool:
         session = self.image_session
@@ -327,6 +329,7 @@ class SegAnyWidget(ShutsDownWhenClosed, QWidget):
     def _prompts_changed(self, session) -> None:
         if session is self.image_session:
             self.prompt_preview.schedule()
+            self.propagation.refresh()  # clicks on a slice make a SAM 2 memory correction
 
     def _bind_prompt_layers(self, session) -> None:
         bind_shortcuts(self, session.prompts.points, session.prompts.boxes, prompt_layers=True)

@@ -185,7 +185,7 @@ class Hiera(nn.Module):
         """x (B, 3, S, S) -> [(B, C, S/4, S/4), (B, 2C, S/8, S/8), (B, 4C, S/16, S/16),
         (B, 8C, S/32, S/32)] (stage outputs, highest resolution first)."""
         x = self.patch_embed(x)
-        x = x + self._pos_embed(*x.shape[1:3])
+        x = x + self._pos_embed(*x.shape[1:3]).to(x.dtype)  # float32 tables (precision.py)
         outputs = []
         for i, block in enumerate(self.blocks):
             x = block(x)

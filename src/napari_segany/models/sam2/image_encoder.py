@@ -83,8 +83,10 @@ class ImageEncoder(nn.Module):
         self.scalp = scalp
 
     def forward(self, x: Tensor) -> BackboneOutput:
-        """x (B, 3, S, S) normalised image -> :class:`BackboneOutput` (3 levels)."""
-        features, pos = self.neck(self.trunk(x))
+        """x (B, 3, S, S) normalised image -> :class:`BackboneOutput` (3 levels), computed
+        in the weights' dtype (models/precision.py), returned in ``x``'s dtype."""
+        compute = self.trunk.patch_embed.proj.weight.dtype
+        features, pos = self.neck(self.trunk(x.to(compute)))
         if self.scalp > 0:
             features, pos = features[: -self.scalp], pos[: -self.scalp]
-        return BackboneOutput(features, pos)
+        return BackboneOutput([f.to(x.dtype) for f in features], [p.to(x.dtype) for p in pos])
