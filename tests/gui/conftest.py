@@ -79,6 +79,16 @@ def _release_closed_viewers(qapp):
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     qapp.processEvents()
     gc.collect()
+    _return_free_heap()
+
+
+def _return_free_heap():
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _drop_closed_windows_theme_hooks():
