@@ -36,7 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import napari_segany as nsa
 from bench_core import synthesized_weights
 from bench_peak import cpu_summary, load_average, measure_peaks, peaks_markdown
-from napari_segany.engine import detection as D
+from napari_segany.engine.detection import yolo as D
 from napari_segany.engine.precision import resolve_precision
 from napari_segany.models.precision import set_encoder_precision
 from napari_segany.models.registry import PROMPTABLE
