@@ -74,19 +74,15 @@ def _free_between_modules():
     and the heap's free pages go back to the system (glibc keeps freed multi-MB weights in
     its arenas otherwise: about 1 GB after the ViT-L test)."""
     yield
-    import ctypes
-    import gc
+    from _memory import return_free_memory
 
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl)
-        pass
+    return_free_memory()
 
 
 #: Modules that hold the largest models run first, while the process is still small (the
 #: GUI tests leave napari's own allocations behind).
-LARGEST_FIRST = ("tests/models/test_sam_networks.py", "tests/test_precision_accuracy.py")
+LARGEST_FIRST = ("tests/models/test_sam_vit_l.py", "tests/models/test_sam_networks.py",
+                 "tests/test_precision_accuracy.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -71,24 +71,13 @@ def _release_closed_viewers(qapp):
     """After each test: Qt's pending deletions run and Python's cycles are collected, so the
     closed viewers, docks and models of a test do not stay in memory for the rest of the run."""
     yield
-    import gc
-
+    from _memory import return_free_memory
     from qtpy.QtCore import QCoreApplication, QEvent
 
     _drop_closed_windows_theme_hooks()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     qapp.processEvents()
-    gc.collect()
-    _return_free_heap()
-
-
-def _return_free_heap():
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+    return_free_memory()
 
 
 def _drop_closed_windows_theme_hooks():
