@@ -25,3 +25,4 @@ run interactive xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/bench_
 run stalls xvfb-run -a -s "-screen 0 1600x1000x24" python benchmarks/bench_stalls.py --json "$OUT/stalls.json"
 run sam2 python benchmarks/bench_sam2.py --models t --precisions fp32 bf16 --runs 2 --frames 5 --json "$OUT/sam2.json"
 run batch python benchmarks/bench_batch.py --images 4 --planes 1
+run cancel python benchmarks/bench_cancel.py --repeats 5

@@ -31,7 +31,7 @@ from torch import nn
 
 HERE = Path(__file__).resolve().parent
 IMAGES = HERE / "images"
-WINDOW = (1400, 860)
+WINDOW = (1366, 768)  # a laptop screen (issue 14): the docks must fit it
 
 
 # --- the stand-in: the promptable-model contract, masks by flood fill ---------------------------
@@ -220,7 +220,7 @@ def shoot_zstack(model: str, checkpoint: str | None) -> None:
 def shoot_everything(model: str, checkpoint: str | None) -> None:
     # 5. Segment Everything (SAM's point grid) on a slice of the nuclei z-stack, live filters
     viewer, widget = open_viewer("nuclei_zstack", "Segment Everything")
-    viewer.window.resize(WINDOW[0], 960)  # the widget is tall: keep the count line in view
+    viewer.window.resize(*WINDOW)
     viewer.dims.set_current_step(0, 12)
     widget.set_method("grid")
     widget.set_model(model, checkpoint=checkpoint, device="cpu")
@@ -259,7 +259,7 @@ def _propagation_seed(stack: np.ndarray) -> tuple[int, int, int]:
 def shoot_propagation(model: str, checkpoint: str | None) -> None:
     # 6. one nucleus clicked and committed on a middle slice, then propagated through z
     viewer, widget = open_viewer("nuclei_zstack")
-    viewer.window.resize(WINDOW[0], 960)
+    viewer.window.resize(*WINDOW)
     image = viewer.layers[0]
     widget.set_model(model, checkpoint=checkpoint, device="cpu")
     z, row, col = _propagation_seed(np.asarray(image.data))
