@@ -39,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():  # restores Python's warning display afterwards
             warnings.showwarning = _show_warning
-            return int(args.run(args) or 0)
+            code = int(args.run(args) or 0)
+            sys.stdout.flush()  # a reader that left shows here, not in Python's exit flush
+            return code
     except (SegAnyError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

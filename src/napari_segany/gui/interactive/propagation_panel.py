@@ -262,6 +262,9 @@ class PropagationPanel(QWidget):
         self.worker = None
         self.last_result = result
         refusal = runs.write_refusal(self.host.viewer, run)
+        if refusal is None and writes is None:  # its shape changed during the run, and back
+            refusal = ("Nothing was written.", f"The data of {run.layer.name!r} was replaced "
+                       "during the propagation: nothing was written. Propagate again.")
         if refusal is not None:
             self._finish()
             run.finished(result, self.host, written=False)

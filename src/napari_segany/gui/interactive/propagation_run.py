@@ -165,6 +165,8 @@ def job_and_writes(run: PropagationRun):
     """(In a worker.) The engine job, then the label writes of its result: (result, writes);
     computed here, not on the main thread, which only writes them (in steps)."""
     result = yield from guarded(run.job)
+    if tuple(run.layer.data.shape) != run.shape:  # replaced meanwhile: refused when done
+        return result, None
     return result, run.writes(result)
 
 
