@@ -32,7 +32,7 @@ from ..video import VideoPredictor, frame_labels
 from ..video.prompts import check_frame
 from .memory_result import MemoryPropagationResult
 from .result import OK, SEED, SKIPPED, PropagationResult, SliceReport
-from .walk import DIRECTIONS, _check_axis, _seed_position, _spatial_shape
+from .walk import _check_axis, walk_range, _seed_position, _spatial_shape
 
 
 class AxisFrames:
@@ -250,14 +250,7 @@ def _seed_masks(seed, shape: tuple[int, int]) -> dict[int, np.ndarray]:
 
 def _passes(start: int, length: int, direction: str, stop_at) -> list[tuple[bool, int, str]]:
     """[(reverse, frames to track after ``start``, why it ends if nothing stops it)]."""
-    if direction not in DIRECTIONS:
-        raise ValueError(f"direction must be one of {DIRECTIONS}; got {direction!r}.")
-    first, last = 0, length - 1
-    if stop_at is not None:
-        first, last = sorted(int(v) for v in stop_at)
-        if not (0 <= first <= start <= last < length):
-            raise ValueError(f"The range {first}..{last} must lie in 0..{length - 1} and hold "
-                             f"the start frame {start}.")
+    first, last = walk_range(start, length, direction, stop_at, "the start frame")
     forward = (False, last - start, "end" if last == length - 1 else "range")
     backward = (True, start - first, "end" if first == 0 else "range")
     return {"both": [forward, backward], "forward": [forward], "backward": [backward]}[direction]

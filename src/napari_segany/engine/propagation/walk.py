@@ -152,16 +152,24 @@ def _wait_for(prefetcher, position: int, total: int, index: int, cancel: threadi
         yield Progress(position, total, f"computing the embedding of slice {index}")
 
 
-def _runs(seed: int, length: int, direction: str, stop_at) -> list[tuple[str, list[int], str]]:
-    """[(direction, slice indices in visiting order, why it ends if nothing stops it)]."""
+def walk_range(start: int, length: int, direction: str, stop_at, start_name: str
+               ) -> tuple[int, int]:
+    """(first, last) index a walk from ``start`` may reach: ``stop_at`` or the whole line;
+    ValueError for an unknown direction or a range that does not hold ``start``."""
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}; got {direction!r}.")
     first, last = 0, length - 1
     if stop_at is not None:
         first, last = sorted(int(v) for v in stop_at)
-        if not (0 <= first <= seed <= last < length):
+        if not (0 <= first <= start <= last < length):
             raise ValueError(f"The range {first}..{last} must lie in 0..{length - 1} and hold "
-                             f"the seed slice {seed}.")
+                             f"{start_name} {start}.")
+    return first, last
+
+
+def _runs(seed: int, length: int, direction: str, stop_at) -> list[tuple[str, list[int], str]]:
+    """[(direction, slice indices in visiting order, why it ends if nothing stops it)]."""
+    first, last = walk_range(seed, length, direction, stop_at, "the seed slice")
     forward = ("forward", list(range(seed + 1, last + 1)), "end" if last == length - 1 else "range")
     backward = ("backward", list(range(seed - 1, first - 1, -1)), "end" if first == 0 else "range")
     return {"both": [forward, backward], "forward": [forward], "backward": [backward]}[direction]
