@@ -35,37 +35,79 @@ def synth(parity_dir):
     return _load_synth()
 
 
-#: Synthesized weights kept between tests, in bytes: the small cases are asked for by many
-#: modules; ViT-L / ViT-H (1.2 / 2.5 GB) are made again when needed rather than held all along
-#: (holding every case lifted the suite's peak RSS above 6 GB).
-SYNTH_CACHE_BYTES = 800e6
+#: Synthesized weights up to this size are kept between tests in a file of the session's
+#: temporary folder and read back memory-mapped: the small cases are asked for by many modules,
+#: and a mapped copy costs no resident memory once the model has copied it (holding them in
+#: memory kept about 800 MB resident for the whole run).  ViT-L / ViT-H (1.2 / 2.5 GB) are made
+#: again when needed.
+SYNTH_FILE_BYTES = 800e6
 
 
 @pytest.fixture(scope="session")
-def synth_state_dict(synth, parity_dir):
-    """``synth_state_dict(case)`` -> the seed-0 weights of a case in the official key layout."""
-    from collections import OrderedDict
+def synth_state_dict(synth, parity_dir, tmp_path_factory):
+    """``synth_state_dict(case)`` -> the seed-0 weights of a case in the official key layout
+    (a fresh dict each call: copy-on-write tensors, so a test may change them freely)."""
+    import torch
 
-    cache: OrderedDict[tuple[str, int], dict] = OrderedDict()
+    folder = tmp_path_factory.mktemp("synthesized")
 
     def nbytes(state: dict) -> int:
         return sum(t.numel() * t.element_size() for t in state.values() if hasattr(t, "numel"))
 
     def make(case: str, seed: int = 0) -> dict:
-        key = (case, seed)
-        if key in cache:
-            cache.move_to_end(key)
-            return cache[key]
+        path = folder / f"{case}-{seed}.pt"
+        if path.exists():
+            return torch.load(path, mmap=True, weights_only=True)
         schema = synth.load_schema(parity_dir / case / "schema.json")
         state = synth.synth_state_dict(schema, seed=seed)
-        size = nbytes(state)
-        if size <= SYNTH_CACHE_BYTES:
-            cache[key] = state
-            while sum(nbytes(v) for v in cache.values()) > SYNTH_CACHE_BYTES:
-                cache.popitem(last=False)
+        if nbytes(state) <= SYNTH_FILE_BYTES:
+            torch.save(state, path)
         return state
 
     return make
+
+
+#: The parity images by the names the case READMEs use.
+PARITY_IMAGES = {"chelsea": "skimage_chelsea.png", "cell": "skimage_cell_rgb.png",
+                 "coins_x4": "skimage_coins_x4nn_rgb.png"}
+
+
+def parity_image(parity_dir: Path, name: str):
+    """A parity image as (H, W, 3) uint8 RGB."""
+    import numpy as np
+    from PIL import Image
+
+    return np.array(Image.open(parity_dir / "images" / PARITY_IMAGES[name]).convert("RGB"))
+
+
+@pytest.fixture(scope="session")
+def parity_embedding(parity_dir, synth_state_dict):
+    """``parity_embedding(case, image)`` -> the float32 ``Embedding`` that ``Predictor.set_image``
+    makes of a parity image with the case's seed-0 weights (loaded by ``load_model``), computed
+    once per session: the ViT-B embedding of chelsea alone is needed by four modules, and each
+    costs seconds.  The embedding is never changed in place by the code that decodes with it."""
+    import napari_segany as nsa
+
+    embeddings: dict = {}
+    loaded = _PARITY_MODELS
+
+    def get(case: str, image: str):
+        if (case, image) not in embeddings:
+            if case not in loaded:
+                loaded.clear()
+                loaded[case] = nsa.load_model(case, checkpoint=synth_state_dict(case),
+                                              device="cpu")
+            predictor = nsa.Predictor(loaded[case])
+            predictor.set_image(parity_image(parity_dir, image))
+            embeddings[case, image] = predictor.embedding
+        return embeddings[case, image]
+
+    return get
+
+
+#: The model ``parity_embedding`` last loaded, kept until its module ends (a module asks for
+#: the embeddings of one case after another).
+_PARITY_MODELS: dict = {}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -76,6 +118,7 @@ def _free_between_modules():
     yield
     from _memory import return_free_memory
 
+    _PARITY_MODELS.clear()
     return_free_memory()
 
 

@@ -28,14 +28,13 @@ def amg_params(readme: str) -> dict:
 
 
 @pytest.fixture(scope="module", params=("mobile_sam", "sam_vit_b"))
-def amg_case(request, parity_dir, synth_state_dict):
+def amg_case(request, parity_dir, synth_state_dict, parity_embedding):
     name = request.param
     model = nsa.load_model(name, checkpoint=synth_state_dict(name), device="cpu")
     npz = np.load(parity_dir / name / "amg.npz")
     image = np.array(Image.open(parity_dir / "images" / "skimage_chelsea.png"))
     params = amg_params((parity_dir / name / "README.md").read_text())
-    predictor = nsa.Predictor(model)
-    embedding = predictor.encode(image)  # shared by the three runs, as one set_image would be
+    embedding = parity_embedding(name, "chelsea")  # shared by the runs, as one set_image
     return model, npz, image, params, embedding
 
 

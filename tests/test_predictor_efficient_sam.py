@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import napari_segany as nsa
 from napari_segany.engine.errors import PromptError
@@ -21,16 +20,16 @@ IMAGES = {"chelsea": "skimage_chelsea.png", "coins_x4": "skimage_coins_x4nn_rgb.
 
 
 @pytest.fixture(scope="module", params=("efficient_sam_vitt", "efficient_sam_vits"))
-def case(request, parity_dir, synth_state_dict, tmp_path_factory):
+def case(request, parity_dir, synth_state_dict, tmp_path_factory, parity_embedding):
     name = request.param
     path = tmp_path_factory.mktemp(name) / f"{name}.pt"
     torch.save({"model": synth_state_dict(name)}, path)
     model = nsa.load_model(name, checkpoint=path, device="cpu")
     npz = np.load(parity_dir / name / "case.npz")
     predictors = {}
-    for image, file in IMAGES.items():
+    for image in IMAGES:  # the session's set_image of these weights (computed once)
         predictor = nsa.Predictor(model)
-        predictor.set_image(np.array(Image.open(parity_dir / "images" / file)))
+        predictor.set_embedding(parity_embedding(name, image))
         predictors[image] = predictor
     return npz, predictors
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import napari_segany as nsa
 
@@ -23,17 +22,18 @@ SINGLE_RUNS = ("pos1_mm", "pos1_single", "pts3_mm", "pts3_single", "box_mm", "bo
 
 
 @pytest.fixture(scope="module", params=CASES)
-def case(request, parity_dir, synth_state_dict, tmp_path_factory):
-    """(name, npz, {image: Predictor with the image set}) for one case: encoders run once."""
+def case(request, parity_dir, synth_state_dict, tmp_path_factory, parity_embedding):
+    """(name, npz, {image: Predictor with the image set}) for one case: the embeddings are
+    the session's (``parity_embedding``: ``Predictor.set_image`` with these weights)."""
     name = request.param
     path = tmp_path_factory.mktemp(name) / f"{name}.pth"
     torch.save(synth_state_dict(name), path)  # the official on-disk layout: a plain state dict
     model = nsa.load_model(name, checkpoint=path, device="cpu")
     npz = np.load(parity_dir / name / "case.npz")
     predictors = {}
-    for image_name, file in IMAGES.items():
+    for image_name in IMAGES:
         predictor = nsa.Predictor(model)
-        predictor.set_image(np.array(Image.open(parity_dir / "images" / file)))
+        predictor.set_embedding(parity_embedding(name, image_name))
         predictors[image_name] = predictor
     return name, npz, predictors
 

@@ -7,7 +7,8 @@ once per image per case (module-scoped cache).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -74,14 +75,12 @@ class Case:
     model: torch.nn.Module
     data: dict
     images: dict
-    _emb: dict = field(default_factory=dict)
+    shared: Callable  # the session's parity_embedding
 
     def embeddings(self, img: str) -> torch.Tensor:
-        """Our float32 embedding of an image, computed once per module."""
-        if img not in self._emb:
-            with torch.no_grad():
-                self._emb[img] = self.model.encode(preprocess(self.images[img]))
-        return self._emb[img]
+        """Our float32 embedding of an image: the session's ``Predictor.set_image`` of these
+        weights (its input is the README's, ``test_predictor_input_is_the_readme_recipe``)."""
+        return self.shared(self.name, img).features
 
     def prompt(self, img: str, p: str):
         """(coords in the 1024 frame (Q, N, 2), labels (Q, N)) of a stored prompt set."""
@@ -91,7 +90,7 @@ class Case:
 
 
 @pytest.fixture(scope="module", params=list(BUILDERS))
-def case(request, parity_dir, synth_state_dict) -> Case:
+def case(request, parity_dir, synth_state_dict, parity_embedding) -> Case:
     name = request.param
     model = BUILDERS[name]()
     model.load_state_dict(synth_state_dict(name), strict=True)
@@ -99,7 +98,7 @@ def case(request, parity_dir, synth_state_dict) -> Case:
     with np.load(parity_dir / name / "case.npz") as npz:
         data = {k: npz[k] for k in npz.files}
     images = {k: np.array(Image.open(parity_dir / "images" / f)) for k, f in IMAGES.items()}
-    return Case(name, model, data, images)
+    return Case(name, model, data, images, parity_embedding)
 
 
 def _decode(case: Case, emb: torch.Tensor, img: str, p: str):
@@ -140,6 +139,16 @@ def test_dense_pe(case):
     pe = case.model.prompt_encoder.get_dense_pe()[:, :, ::8, ::8]
     # README: `dense_pe_sub8` rtol 1e-05, atol 1e-05
     close(pe.detach(), case.data["dense_pe_sub8"], 1e-5, 1e-5)
+
+
+@pytest.mark.parametrize("img", list(IMAGES))
+def test_predictor_input_is_the_readme_recipe(case, img):
+    """The Predictor feeds the encoder exactly the README's model input."""
+    from napari_segany.engine.interactive.transforms import transform_for
+    from napari_segany.models.registry import get_spec
+
+    ours, _ = transform_for(get_spec(case.name)).to_model_input(case.images[img])
+    torch.testing.assert_close(ours, preprocess(case.images[img]), rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("img", list(IMAGES))

@@ -69,17 +69,11 @@ def case_b(parity_dir):
 
 
 @pytest.fixture(scope="module")
-def our_embeddings(sam_b, parity_dir):
-    """image name -> our float32 ViT-B embedding, each computed once per module."""
-    cache: dict[str, torch.Tensor] = {}
-
-    def get(name: str) -> torch.Tensor:
-        if name not in cache:
-            with torch.inference_mode():
-                cache[name] = sam_b.encode(preprocess(load_image(parity_dir, name)))
-        return cache[name]
-
-    return get
+def our_embeddings(parity_embedding):
+    """image name -> our float32 ViT-B embedding: the session's ``Predictor.set_image`` of the
+    seed-0 weights, i.e. the predictor's preprocessing (checked against the README's recipe by
+    ``test_predictor_input_is_the_readme_preprocessing``) and the same network."""
+    return lambda name: parity_embedding("sam_vit_b", name).features
 
 
 # ----------------------------------------------------------------- weights
@@ -105,6 +99,18 @@ def test_runs_are_the_known_ones(case_b):
 
 
 # ----------------------------------------------------------------- encoder
+@pytest.mark.parametrize("img", list(IMAGES))
+def test_predictor_input_is_the_readme_preprocessing(parity_dir, img):
+    """The Predictor feeds the encoder exactly the README's model input (so the shared
+    embedding of ``our_embeddings`` is this network's output on it)."""
+    from napari_segany.engine.interactive.transforms import transform_for
+    from napari_segany.models.registry import get_spec
+
+    image = load_image(parity_dir, img)
+    ours, _ = transform_for(get_spec("sam_vit_b")).to_model_input(image)
+    torch.testing.assert_close(ours, preprocess(image), rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("img", list(IMAGES))
 def test_image_embedding(our_embeddings, case_b, img):
     ref = case_b[f"{img}__image_embedding"].astype(np.float32)
