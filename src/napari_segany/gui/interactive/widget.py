@@ -53,8 +53,7 @@ class SegAnyWidget(ShutsDownWhenClosed, QWidget):
         self.store_panel = StorePanel(self.cache)  # on-disk store + tiling of large slices
         self.propagation = PropagationPanel(self)
         add_panels(self, self.propagation, self.store_panel)
-        self.activity = Activity(self.progress, self.cancel_button, self.model_panel,
-                                 self.model, self.say)
+        self.activity = Activity(self.job_progress, self.model_panel, self.model, self.say)
         # Worker results arrive through the event loop, possibly after the widget closed.
         self.decoder = DecodeQueue(on_result=alive_only(self, self._decoded),
                                    on_error=alive_only(self, self._decode_failed))
