@@ -9,7 +9,7 @@ from ..shared.collapsible import Collapsible, scrolling_body
 from ..shared.image_controls import image_controls
 from ..shared.job_progress import JobProgress
 from ..shared.labels_io import preserve_labels_check
-from ..shared.qt_helpers import hbox
+from ..shared.qt_helpers import hbox, wrapped_label
 from .linking import SCOPES, LinkScope
 from .method_controls import MethodControls
 from .params import FilterPanel
@@ -39,8 +39,7 @@ def build_controls(w) -> None:
     w.target_combo = QComboBox()
     w.preserve_check = preserve_labels_check()
     w.commit_button = QPushButton("Commit to Labels")
-    w.status_label = QLabel("Pick an image and a method, then Segment everything.")
-    w.status_label.setWordWrap(True)
+    w.status_label = wrapped_label("Pick an image and a method, then Segment everything.")
 
     w.scope_combo.setToolTip("Run on the shown slice, or on every slice of the stack (3D "
                              "stacks: also linked into 3D objects, one id per object)")

@@ -10,13 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from qtpy.QtWidgets import (
-    QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget,
+    QFileDialog, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget,
 )
 
 from ...engine.everything.methods import DEFAULT_MODEL, DETECTOR_NAME, METHOD_TASK, models_for
 from ...engine.weights import cached_path, weights_present
 from ...models import registry
-from ..shared.model_panel import REFUSED_STYLE, ModelPanel
+from ..shared.model_panel import ModelPanel, refused_file_label
 from ..shared.qt_helpers import single_shot_timer
 from .params import METHOD_TITLES
 
@@ -70,10 +70,7 @@ class DetectorRow(QWidget):
         self.edit = QLineEdit()
         self.edit.setToolTip(registry.get_spec(DETECTOR_NAME).download_hint)
         self.browse = QPushButton("Browse…")
-        self.file_label = QLabel()
-        self.file_label.setWordWrap(True)
-        self.file_label.setStyleSheet(REFUSED_STYLE)
-        self.file_label.setVisible(False)
+        self.file_label = refused_file_label()
         row = QHBoxLayout()
         row.addWidget(self.edit)
         row.addWidget(self.browse)

@@ -8,7 +8,7 @@ from ..shared.image_controls import image_controls
 from ..shared.job_progress import JobProgress
 from ..shared.labels_io import preserve_labels_check
 from ..shared.model_panel import ModelPanel
-from ..shared.qt_helpers import hbox
+from ..shared.qt_helpers import hbox, wrapped_label
 from .keybindings import shortcuts_help
 
 
@@ -25,16 +25,14 @@ def build_controls(w) -> None:
     w.refine_check.setToolTip("Added prompts refine the mask shown (its logits are the model's "
                               "mask prompt), as in SAM's iterative refinement.")
     w.sign_label = QLabel()
-    w.status_label = QLabel("Load a model, then click on an object.")
-    w.status_label.setWordWrap(True)
+    w.status_label = wrapped_label("Load a model, then click on an object.")
     w.job_progress = JobProgress()  # the model load and the embedding
     w.progress, w.cancel_button = w.job_progress.bar, w.job_progress.cancel_button
     w.embed_button = QPushButton("Compute embedding")
     w.candidate_button = QPushButton("Next candidate (N)")
     w.commit_button = QPushButton("Commit (C)")
     w.discard_button = QPushButton("Discard (Shift+C)")
-    w.shortcuts_label = QLabel(shortcuts_help())
-    w.shortcuts_label.setWordWrap(True)
+    w.shortcuts_label = wrapped_label(shortcuts_help())
     w.shortcuts_section = Collapsible("Keyboard and mouse", w.shortcuts_label)
     for button, tip in ((w.candidate_button, "Show the next mask candidate (key N)"),
                         (w.commit_button, "Commit the preview into the Labels layer (key C)"),

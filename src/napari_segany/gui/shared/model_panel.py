@@ -18,7 +18,7 @@ from ...models import registry
 from .collapsible import Collapsible
 from .file_check import FileChecks
 from .precision_choice import PrecisionCombo
-from .qt_helpers import single_shot_timer
+from .qt_helpers import single_shot_timer, wrapped_label
 
 CHECK_DEBOUNCE_MS = 300  # a path being typed is checked once it rests
 ADVANCED_TITLE = "Weights file, device, precision"
@@ -57,6 +57,14 @@ def weights_status(name: str, checkpoint: str = "") -> str:
     return f"weights: missing, no download URL: choose the file ({ADVANCED_TITLE})"
 
 
+def refused_file_label() -> QLabel:
+    """Where a chosen weights file's refusal is said, under its field (hidden until then)."""
+    label = wrapped_label()
+    label.setStyleSheet(REFUSED_STYLE)
+    label.setVisible(False)
+    return label
+
+
 def interactive_where(spec) -> str:
     """Where the Segment Anything dock's user picks the model a wrong file belongs to."""
     if spec.task == registry.DETECTOR:
@@ -80,12 +88,8 @@ class ModelPanel(QWidget):
         self.model_combo.addItems(promptable_models())
         if "mobile_sam" in promptable_models():
             self.model_combo.setCurrentText("mobile_sam")  # the fast default on a laptop CPU
-        self.info = QLabel()
-        self.info.setWordWrap(True)
-        self.file_label = QLabel()  # what is wrong with the chosen weights file
-        self.file_label.setWordWrap(True)
-        self.file_label.setStyleSheet(REFUSED_STYLE)
-        self.file_label.setVisible(False)
+        self.info = wrapped_label()
+        self.file_label = refused_file_label()
         self.checkpoint_edit = QLineEdit()
         self.checkpoint_edit.setPlaceholderText("weights file (empty: cache / download)")
         self.browse_button = QPushButton("Browse…")

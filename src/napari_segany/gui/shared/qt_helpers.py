@@ -3,7 +3,7 @@ without side effects, and shutting a dock widget down when it is closed."""
 from __future__ import annotations
 
 from qtpy.QtCore import QEvent, QTimer
-from qtpy.QtWidgets import QComboBox, QHBoxLayout
+from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel
 
 
 def single_shot_timer(parent, ms: int, slot) -> QTimer:
@@ -34,6 +34,13 @@ def hbox(*controls) -> QHBoxLayout:
     for control in controls:
         row.addWidget(control)
     return row
+
+
+def wrapped_label(text: str = "") -> QLabel:
+    """A label whose long text wraps (status lines, messages) instead of widening the dock."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    return label
 
 
 def select_quietly(combo: QComboBox, text: str) -> None:

@@ -27,7 +27,7 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
-    QFormLayout, QGroupBox, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QFormLayout, QGroupBox, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from ...engine.errors import ImageError
@@ -40,7 +40,7 @@ from ..everything.linking import link_iou_spin
 from ..everything.method_controls import MethodControls
 from ..everything.params import METHOD_TITLES
 from ..shared.labels_io import NEW_LABELS
-from ..shared.qt_helpers import ShutsDownWhenClosed
+from ..shared.qt_helpers import ShutsDownWhenClosed, wrapped_label
 from .common import (
     FrameReader, JobPanel, LayerPicker, blocking_job, changed_pixels, spatial_ndim, write_pixels,
 )
@@ -152,8 +152,7 @@ class Objects3DWidget(ShutsDownWhenClosed, QWidget):
         self.link_button.setToolTip("Give one id per 3D object to labels whose ids restart "
                                     "on every slice (one undo step).")
         self.jobs = JobPanel(self)
-        self.status_label = QLabel("Pick a 3D image and a method, then Segment 3D objects.")
-        self.status_label.setWordWrap(True)
+        self.status_label = wrapped_label("Pick a 3D image and a method, then Segment 3D objects.")
         self._lay_out()
         self.image_picker.currentTextChanged.connect(lambda _: self.target_picker.refresh())
         self.run_button.clicked.connect(lambda: self._start_volume())
