@@ -1,21 +1,22 @@
 """The controls of the Segment Everything widget and their layout (no behaviour here)."""
 from __future__ import annotations
 
-import time
-
 from qtpy.QtWidgets import (
-    QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-    QProgressBar, QPushButton, QVBoxLayout,
+    QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
 )
 
 from ..shared.collapsible import Collapsible, scrolling_body
 from ..shared.image_controls import image_controls
-from ..shared.progress_text import ProgressText
+from ..shared.job_progress import JobProgress
+from ..shared.labels_io import preserve_labels_check
+from ..shared.qt_helpers import hbox, wrapped_label
 from .linking import SCOPES, LinkScope
-from .model import DetectorRow, EverythingModelPanel
-from .params import METHOD_TITLES, FilterPanel, MethodParams
+from .method_controls import MethodControls
+from .params import FilterPanel
 from .tiling import TilingPanel
 
+#: A decoder reports many small batches; moving the bar repaints the window (and napari's
+#: canvas) each time.
 PROGRESS_INTERVAL_S = 0.25
 
 
@@ -25,26 +26,20 @@ def build_controls(w) -> None:
     w.scope_combo = QComboBox()
     w.scope_combo.addItems(SCOPES)
     w.link_scope = LinkScope(w.scope_combo)
-    w.method_combo = QComboBox()
-    w.method_combo.addItems(list(METHOD_TITLES.values()))
-    w.model_panel = EverythingModelPanel()
-    w.detector_row = DetectorRow(w.model_panel.file_checks)
-    w.detector_label = QLabel("Detector")
-    w.params = MethodParams()
+    w.method_controls = MethodControls()
+    # the parts scripts and the run controller reach directly
+    w.model_panel, w.detector_row = w.method_controls.model_panel, w.method_controls.detector_row
+    w.params = w.method_controls.params
     w.tiling = TilingPanel()
     w.run_button = QPushButton("Segment everything")
-    w.cancel_button = QPushButton("Cancel")
-    w.progress = QProgressBar()
-    w.progress.setRange(0, 1000)
-    w.progress_text = ProgressText()
+    w.job_progress = JobProgress(1000, PROGRESS_INTERVAL_S)
+    w.progress, w.cancel_button = w.job_progress.bar, w.job_progress.cancel_button
     w.filters = FilterPanel()
     w.count_label = QLabel("No result yet.")
     w.target_combo = QComboBox()
-    w.preserve_check = QCheckBox("Preserve existing labels")
-    w.preserve_check.setChecked(True)
+    w.preserve_check = preserve_labels_check()
     w.commit_button = QPushButton("Commit to Labels")
-    w.status_label = QLabel("Pick an image and a method, then Segment everything.")
-    w.status_label.setWordWrap(True)
+    w.status_label = wrapped_label("Pick an image and a method, then Segment everything.")
 
     w.scope_combo.setToolTip("Run on the shown slice, or on every slice of the stack (3D "
                              "stacks: also linked into 3D objects, one id per object)")
@@ -53,7 +48,7 @@ def build_controls(w) -> None:
     w.tiling_section = Collapsible("Large images (tiling)", w.tiling)
     for part in (data, _method_box(w), w.tiling_section):
         layout.addWidget(part)
-    layout.addLayout(_row(w.run_button, w.scope_combo, w.link_scope.iou, w.cancel_button))
+    layout.addLayout(hbox(w.run_button, w.scope_combo, w.link_scope.iou, w.cancel_button))
     layout.addWidget(w.progress)
     layout.addWidget(_result_box(w))
     layout.addWidget(w.status_label)
@@ -63,9 +58,7 @@ def build_controls(w) -> None:
 def _method_box(w) -> QGroupBox:
     method = QGroupBox("Method")
     form = QFormLayout(method)
-    form.addRow("Method", w.method_combo)
-    form.addRow(w.model_panel)
-    form.addRow(w.detector_label, w.detector_row)
+    w.method_controls.add_rows(form)
     form.addRow(w.params_section)
     return method
 
@@ -85,31 +78,8 @@ def _result_box(w) -> QGroupBox:
     return box
 
 
-def _row(*controls) -> QHBoxLayout:
-    row = QHBoxLayout()
-    for control in controls:
-        row.addWidget(control)
-    return row
-
-
 def set_busy(w, busy: bool) -> None:
     """Run / Cancel / progress / Commit while a run is (not) under way."""
     w.run_button.setEnabled(not busy)
-    w.cancel_button.setVisible(busy)
-    w.cancel_button.setEnabled(busy)
-    w.progress.setVisible(busy)
-    w.progress.setValue(0)
-    w.progress_text.restart()
+    w.job_progress.set_busy(busy)
     w.commit_button.setEnabled(not busy)
-
-
-def show_progress(w, report) -> None:
-    """Move the progress bar to a Progress report (its message and the time left in the bar),
-    at most every PROGRESS_INTERVAL_S: each move repaints the window (with napari's canvas),
-    and a decoder reports many small batches."""
-    now = time.monotonic()
-    if now - getattr(w, "progress_shown_at", 0.0) < PROGRESS_INTERVAL_S and report.fraction < 1:
-        return
-    w.progress_shown_at = now
-    w.progress.setValue(int(round(1000 * report.fraction)))
-    w.progress.setFormat(w.progress_text.format(report))

@@ -113,16 +113,8 @@ def stop_on_cancel(job, cancel: threading.Event):
 
 
 def _segment(request: Request, cancel: threading.Event | None = None):
-    if request.model is None:  # kept on the request: a later failure keeps the load
-        model = yield from _load(request.model_choice, "model", "Checkpoint")
-        check_network(request.method, model)
-        request.model = model
-    model = request.model
-    if request.method == "object_aware" and request.detector is None:
-        detector = yield from _load(request.detector_choice, "detector", "Detector")
-        check_detector(detector)
-        request.detector = detector
-    detector = request.detector
+    yield from load_missing(request)
+    model, detector = request.model, request.detector
     planes = (_plane(request, index) for index in request.indices)
     results = yield from iter_segment_stack(
         planes, len(request.indices), model, request.method, detector, tiling=request.tiling,
@@ -168,6 +160,20 @@ def _plane(request: Request, index) -> Plane:
     except ImageError as exc:  # NaN, a flat or tiny slice: say which layer and slice
         raise ImageError(f"{name}: {exc}") from None
     return Plane(rgb, None, slice_digest(raw), source.normalisation(), name)
+
+
+def load_missing(request):
+    """Load the model, and for object-aware prompts the detector, that ``request`` (this
+    module's Request, or a workflow dock's) does not hold yet, each checked for the method.
+    Kept on the request: a later failure of the run keeps what was loaded."""
+    if request.model is None:
+        model = yield from _load(request.model_choice, "model", "Checkpoint")
+        check_network(request.method, model)
+        request.model = model
+    if request.method == "object_aware" and request.detector is None:
+        detector = yield from _load(request.detector_choice, "detector", "Detector")
+        check_detector(detector)
+        request.detector = detector
 
 
 def _load(choice: ModelChoice, what: str, field_name: str):

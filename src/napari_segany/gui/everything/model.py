@@ -9,15 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qtpy.QtWidgets import (
-    QFileDialog, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget,
-)
+from qtpy.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
 
 from ...engine.everything.methods import DEFAULT_MODEL, DETECTOR_NAME, METHOD_TASK, models_for
 from ...engine.weights import cached_path, weights_present
 from ...models import registry
-from ..shared.model_panel import REFUSED_STYLE, ModelPanel
-from ..shared.qt_helpers import single_shot_timer
+from ..shared.file_field import CheckedFileField
+from ..shared.model_panel import ModelPanel
 from .params import METHOD_TITLES
 
 
@@ -66,14 +64,11 @@ class DetectorRow(QWidget):
 
     def __init__(self, file_checks, parent=None):
         super().__init__(parent)
-        self.file_checks = file_checks
-        self.edit = QLineEdit()
+        self.field = CheckedFileField(file_checks, lambda: DETECTOR_NAME, self, dialog=(
+            "MobileSAMv2 detector (ObjectAwareModel.pt)", "Checkpoints (*.pt *.pth);;All files (*)"))
+        self.edit, self.browse, self.file_label = (
+            self.field.edit, self.field.browse_button, self.field.label)
         self.edit.setToolTip(registry.get_spec(DETECTOR_NAME).download_hint)
-        self.browse = QPushButton("Browse…")
-        self.file_label = QLabel()
-        self.file_label.setWordWrap(True)
-        self.file_label.setStyleSheet(REFUSED_STYLE)
-        self.file_label.setVisible(False)
         row = QHBoxLayout()
         row.addWidget(self.edit)
         row.addWidget(self.browse)
@@ -81,41 +76,16 @@ class DetectorRow(QWidget):
         column.setContentsMargins(0, 0, 0, 0)
         column.addLayout(row)
         column.addWidget(self.file_label)
-        self._check_timer = single_shot_timer(self, 300, self.check_file)
-        self.browse.clicked.connect(self._browse)
-        self.edit.textChanged.connect(self._changed)
-        file_checks.checked.connect(self._show_verdict)
         self.update_placeholder()
 
     @property
     def path(self) -> str:
-        return self.edit.text().strip()
+        return self.field.path
 
     def update_placeholder(self) -> None:
         cached = weights_present(DETECTOR_NAME)
         self.edit.setPlaceholderText("empty: ObjectAwareModel.pt from the cache" if cached else
                                      "ObjectAwareModel.pt (not in the cache: choose the file)")
-
-    def check_file(self) -> None:
-        self._check_timer.stop()
-        self.file_checks.check_soon(DETECTOR_NAME, self.path)
-
-    def _changed(self, *_) -> None:
-        self.file_label.setVisible(False)
-        if self.path:
-            self._check_timer.start()
-
-    def _show_verdict(self, verdict) -> None:
-        if verdict.model == DETECTOR_NAME and Path(verdict.path) == Path(self.path).expanduser():
-            self.file_label.setText(verdict.problem)
-            self.file_label.setVisible(verdict.refused)
-
-    def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "MobileSAMv2 detector (ObjectAwareModel.pt)",
-                                              "", "Checkpoints (*.pt *.pth);;All files (*)")
-        if path:
-            self.edit.setText(path)
-            self.check_file()
 
 
 def choice_problem(request, have_detector: bool) -> str:

@@ -11,17 +11,16 @@ dropped once the widget is closed.  It is a child QObject of the widget, so that
 from __future__ import annotations
 
 import itertools
-from functools import partial
 
 from qtpy.QtCore import QObject
 
 from ...engine.errors import Cancelled, SegAnyError, WeightsNotFoundError
 from ...engine.weights import RefusedFile
-from .jobs import ModelChoice, Request, detector_choice, gui_wording, start_everything
+from .jobs import ModelChoice, Request, gui_wording, start_everything
 from .linking import SHOWN
 from .model import choice_problem, everything_where
 from .params import METHOD_TITLES
-from .controls import set_busy, show_progress
+from .controls import set_busy
 from ..shared.precision_choice import precision_note
 from ..shared.stores import layer_store
 from ..shared.workers import alive_only, start_model_load
@@ -80,14 +79,14 @@ class RunController(QObject):
         self.cancel_reason = ""
         host.status_label.setText(f"{METHOD_TITLES[request.method]} on {len(request.indices)} slice(s)…")
         self.job = start_everything(
-            request, on_progress=alive_only(host, partial(show_progress, host)),
+            request, on_progress=alive_only(host, host.job_progress.show),
             on_done=alive_only(host, self._done), on_error=alive_only(host, self._failed),
             on_aborted=alive_only(host, self._aborted), on_finished=self._finished)
 
     def _request(self) -> Request:
         host = self.host
         method, choice, source = host.method, host.model_choice_wanted(), host.source
-        detector = detector_choice(host.detector_row.path, choice.device, choice.precision)
+        detector = host.method_controls.detector_choice(choice)
         link_iou = host.link_scope.wanted() if source.n_leading == 1 else None
         scope_all = host.scope_combo.currentIndex() != SHOWN and source.n_leading > 0
         host.cache.backing_store = layer_store(source.layer)  # shared with the other widget

@@ -58,7 +58,6 @@ from .commit import CommitRun, request_commit
 from .layers import is_result_layer
 from .object_options import ObjectOptions
 from .painting import ResultPainter
-from .params import METHOD_TITLES
 from .results import ResultView
 from .runner import RunController
 
@@ -102,11 +101,7 @@ class EverythingWidget(ObjectOptions, ShutsDownWhenClosed, QWidget):
 
     def set_method(self, method: str, detector=None) -> None:
         """"grid", "object_aware" (``detector``: ObjectAwareModel.pt, else the cache) or "fastsam"."""
-        if method not in METHOD_TITLES:
-            raise ValueError(f"Unknown method {method!r}: choose one of {', '.join(METHOD_TITLES)}.")
-        self.method_combo.setCurrentIndex(list(METHOD_TITLES).index(method))
-        if detector is not None:
-            self.detector_row.edit.setText(str(detector))
+        self.method_controls.set_method(method, detector)
 
     def set_model(self, name: str, checkpoint=None, device=None, wait: bool = False,
                   precision: str | None = None) -> None:
@@ -198,12 +193,10 @@ class EverythingWidget(ObjectOptions, ShutsDownWhenClosed, QWidget):
     # ============================ for the run controller ===================================
     @property
     def method(self) -> str:
-        return list(METHOD_TITLES)[self.method_combo.currentIndex()]
+        return self.method_controls.method
 
     def model_choice_wanted(self) -> ModelChoice:
-        p = self.model_panel
-        return ModelChoice(p.model_combo.currentText(), p.checkpoint, p.device_combo.currentText(),
-                           p.precision)
+        return self.method_controls.model_choice()
 
     @property
     def file_checks(self):
@@ -227,21 +220,12 @@ class EverythingWidget(ObjectOptions, ShutsDownWhenClosed, QWidget):
         self.image_combo.activated.connect(lambda _: self._attach_selected_image())
         self.channel_check.toggled.connect(lambda _: self._attach_selected_image())
         self.channels_edit.editingFinished.connect(self._attach_selected_image)
-        self.method_combo.currentIndexChanged.connect(self._on_method)
         self.model_panel.load_requested.connect(self.runner.preload)
         self.run_button.clicked.connect(self._run_clicked)
         self.cancel_button.clicked.connect(lambda: self.cancel())
         self.filters.changed.connect(lambda: self._filter_timer.start())
         self.commit_button.clicked.connect(lambda: self.commit(wait=False))
-        self._on_method()
         set_busy(self, False)
-
-    def _on_method(self, *_) -> None:
-        method = self.method
-        self.params.show_method(method)
-        self.model_panel.set_method(method)
-        for w in (self.detector_row, self.detector_label):
-            w.setVisible(method == "object_aware")
 
     def _run_clicked(self) -> None:
         """The Run button: like run(wait=False), with a notification instead of an exception."""

@@ -13,8 +13,8 @@ COMPUTING = "Computing the image embedding (the viewer stays usable)."
 class Activity:
     """Progress bar, Cancel and status line of the model load and the embedding jobs."""
 
-    def __init__(self, progress, cancel_button, model_panel, model, say: Callable[[str], None]):
-        self.progress, self.cancel_button = progress, cancel_button
+    def __init__(self, job_progress, model_panel, model, say: Callable[[str], None]):
+        self.job_progress, self.progress = job_progress, job_progress.bar
         self.model_panel, self.model, self.say = model_panel, model, say
         self.embedding = False
 
@@ -41,9 +41,7 @@ class Activity:
     def embedding_busy(self, busy: bool) -> None:
         was = self.embedding
         self.embedding = busy
-        self.progress.setVisible(busy or self.model.busy)
-        self.cancel_button.setVisible(busy)
-        self.progress.setValue(0)
+        self.job_progress.set_busy(busy, bar_visible=busy or self.model.busy)
         if busy:
             self.progress.setFormat("Computing the image embedding… %p%")
             self.say(COMPUTING)
@@ -51,7 +49,7 @@ class Activity:
             self.say("The slice is embedded: click on an object, or draw a box.")
 
     def embedding_progress(self, fraction: float) -> None:
-        self.progress.setValue(int(round(100 * fraction)))
+        self.job_progress.show_fraction(fraction)
 
     def embedding_failed(self, exc: Exception) -> None:
         self.say("The embedding failed; nothing was written.")

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from qtpy.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel,
-    QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QPushButton,
+    QSpinBox, QVBoxLayout, QWidget,
 )
 
 from ...engine.propagation import StopRules
 from ..shared.collapsible import Collapsible
+from ..shared.job_progress import JobProgress
+from ..shared.qt_helpers import wrapped_label
 from . import propagation_run as runs
 
 DIRECTIONS = {"both": "Both ways", "forward": "Forward (+)", "backward": "Backward (−)"}
@@ -40,12 +42,10 @@ def build_controls(panel) -> None:
     panel.past_empty_check = QCheckBox("Walk past empty slices")
     panel.overwrite_check = QCheckBox("Overwrite other objects")
     panel.propagate_button = QPushButton("Propagate (Shift+S)")
-    panel.progress = QProgressBar()
-    panel.cancel_button = QPushButton("Cancel")
-    panel.ready_label = QLabel()  # what Propagate would do now, or what it needs
-    panel.ready_label.setWordWrap(True)
-    panel.status_label = QLabel()  # the outcome of the last run on this image
-    panel.status_label.setWordWrap(True)
+    panel.job_progress = JobProgress()
+    panel.progress, panel.cancel_button = panel.job_progress.bar, panel.job_progress.cancel_button
+    panel.ready_label = wrapped_label()  # what Propagate would do now, or what it needs
+    panel.status_label = wrapped_label()  # the outcome of the last run on this image
     panel.status_label.setVisible(False)
     _lay_out(panel)
 
@@ -67,9 +67,6 @@ def _lay_out(panel) -> None:
     form.addRow(panel.past_empty_check)
     form.addRow(panel.overwrite_check)
     panel.settings_section = Collapsible("Settings (axis, range, object, stop rules)", settings)
-    progress_row = QHBoxLayout()
-    progress_row.addWidget(panel.progress)
-    progress_row.addWidget(panel.cancel_button)
     method_row = QFormLayout()
     method_row.addRow("Method", panel.method_combo)
     layout = QVBoxLayout(panel)
@@ -77,7 +74,7 @@ def _lay_out(panel) -> None:
     layout.addLayout(method_row)
     for w in (panel.settings_section, panel.ready_label, panel.propagate_button):
         layout.addWidget(w)
-    layout.addLayout(progress_row)
+    layout.addLayout(panel.job_progress.row())
     layout.addWidget(panel.status_label)
 
 

@@ -19,7 +19,6 @@ from ...engine.errors import Cancelled, SegAnyError
 from ...engine.propagation import StopRules
 from ..shared import notify
 from ..shared.labels_io import UndoStep, write_in_chunks
-from ..shared.progress_text import ProgressText
 from ..shared.steps import TimedSteps
 from ..shared.workers import alive_only, process_events_until
 from . import memory_run
@@ -44,7 +43,6 @@ class PropagationPanel(QWidget):
         self._source = None  # the image the axis/range controls were built for
         self._watched = None  # the Labels layer whose writes tell the last object id
         self.last_written_id = 0
-        self._progress_text = ProgressText()
         self.writing: TimedSteps | None = None  # the result being written, in steps
         self._step: UndoStep | None = None
         self._build_ui()
@@ -236,9 +234,7 @@ class PropagationPanel(QWidget):
         self.refresh()
 
     def _set_busy(self, busy: bool) -> None:
-        self.progress.setVisible(busy)
-        self.cancel_button.setVisible(busy)
-        self.progress.setValue(0)
+        self.job_progress.set_busy(busy)
         self.refresh()
 
     # ============================ running ==================================================
@@ -249,14 +245,12 @@ class PropagationPanel(QWidget):
         worker.returned.connect(alive_only(self, lambda out: self._on_done(*out, run)))
         worker.errored.connect(alive_only(self, lambda exc: self._on_error(exc, run)))
         self.worker, self._run, self._cancel_reason = worker, run, ""
-        self._progress_text.restart()
         self._set_busy(True)
         self._say(run.start_text)
         worker.start()
 
     def _on_progress(self, report) -> None:
-        self.progress.setValue(int(round(100 * report.fraction)))
-        self.progress.setFormat(self._progress_text.format(report))
+        self.job_progress.show(report)
 
     def _on_done(self, result, writes, run) -> None:
         self.worker = None

@@ -18,14 +18,14 @@ from pathlib import Path
 from napari.qt.threading import create_worker
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
-    QCheckBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QProgressBar, QPushButton,
-    QWidget,
+    QCheckBox, QFileDialog, QFormLayout, QHBoxLayout, QLineEdit, QPushButton, QWidget,
 )
 
 from ...engine.embeddings import EmbeddingStore, default_store_dir
 from ...engine.errors import Cancelled
 from ...engine.tiling import TilingSettings
 from ..shared import notify
+from ..shared.job_progress import JobProgress
 from ..shared.stores import METADATA_KEY, remember_store, store_for
 from ..shared.tiling_fields import TilingFields
 from ..shared.workers import alive_only, process_events_until
@@ -59,22 +59,18 @@ class StorePanel(QWidget):
         self.browse_button = QPushButton("Browse…")
         self.tiling = TilingFields()
         self.threshold_spin, self.tile_spin, self.halo_spin = self.tiling.spins
-        self.progress = QProgressBar()
-        self.progress.setVisible(False)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setVisible(False)
+        self.job_progress = JobProgress()  # the tiles of a large slice
+        self.progress, self.cancel_button = self.job_progress.bar, self.job_progress.cancel_button
+        self._set_busy(False)
 
         folder_row = QHBoxLayout()
         folder_row.addWidget(self.folder_edit)
         folder_row.addWidget(self.browse_button)
-        progress_row = QHBoxLayout()
-        progress_row.addWidget(self.progress)
-        progress_row.addWidget(self.cancel_button)
         form = QFormLayout(self)
         form.addRow(self.store_check)
         form.addRow("Folder", folder_row)
         self.tiling.add_rows(form)
-        form.addRow(progress_row)
+        form.addRow(self.job_progress.row())
 
         self.store_check.toggled.connect(lambda _: self._apply_store())
         self.folder_edit.editingFinished.connect(self._apply_store)
@@ -119,7 +115,7 @@ class StorePanel(QWidget):
                                         _start_thread=False, _ignore_errors=True)
             # Results come through the event loop: dropped if the dock closed meanwhile.
             self.worker.yielded.connect(
-                alive_only(self, lambda r: self.progress.setValue(int(100 * r.fraction))))
+                alive_only(self, lambda r: self.job_progress.show_fraction(r.fraction)))
             self.worker.finished.connect(alive_only(self, self._embedding_finished))
             self.worker.errored.connect(alive_only(self, self._embedding_failed))
             self._set_busy(True)
@@ -147,9 +143,7 @@ class StorePanel(QWidget):
             remember_store(self.layer, self.store)
 
     def _set_busy(self, busy: bool) -> None:
-        self.progress.setVisible(busy)
-        self.cancel_button.setVisible(busy)
-        self.progress.setValue(0)
+        self.job_progress.set_busy(busy)
 
     def _embedding_finished(self) -> None:
         self.worker = None

@@ -39,6 +39,15 @@ from .store_panel import StorePanel
 from .activity import Activity
 
 
+def _of_image_session(name: str, without=lambda: None, doc: str | None = None) -> property:
+    """A read-only property: ``name`` of the current ImageSession, ``without()`` when no
+    image is chosen (the widget's API reads the image being segmented)."""
+    def read(widget):
+        current = widget.images.current
+        return without() if current is None else getattr(current, name)
+    return property(read, doc=doc)
+
+
 class SegAnyWidget(ShutsDownWhenClosed, QWidget):
     """Interactive segmentation of the shown slice with points and boxes into Labels."""
 
@@ -53,8 +62,7 @@ class SegAnyWidget(ShutsDownWhenClosed, QWidget):
         self.store_panel = StorePanel(self.cache)  # on-disk store + tiling of large slices
         self.propagation = PropagationPanel(self)
         add_panels(self, self.propagation, self.store_panel)
-        self.activity = Activity(self.progress, self.cancel_button, self.model_panel,
-                                 self.model, self.say)
+        self.activity = Activity(self.job_progress, self.model_panel, self.model, self.say)
         # Worker results arrive through the event loop, possibly after the widget closed.
         self.decoder = DecodeQueue(on_result=alive_only(self, self._decoded),
                                    on_error=alive_only(self, self._decode_failed))
@@ -208,39 +216,18 @@ class SegAnyWidget(ShutsDownWhenClosed, QWidget):
         """The ImageSession of the image being segmented (None: no image)."""
         return self.images.current
 
-    @property
-    def source(self):
-        return None if self.images.current is None else self.images.current.source
-
-    @property
-    def index(self) -> tuple | None:
-        """The slice the current objects belong to."""
-        return None if self.images.current is None else self.images.current.index
-
-    @property
-    def prompts(self):
-        return None if self.images.current is None else self.images.current.prompts
-
-    @property
-    def preview(self):
-        return None if self.images.current is None else self.images.current.preview
-
-    @property
-    def writer(self):
-        return None if self.images.current is None else self.images.current.writer
+    source = _of_image_session("source", doc="The ImageSource of the image being segmented.")
+    index = _of_image_session("index", doc="The slice the current objects belong to.")
+    prompts = _of_image_session("prompts")
+    preview = _of_image_session("preview")
+    writer = _of_image_session("writer")
+    session = _of_image_session("objects", doc="The InteractiveSession of the current objects "
+                                "(tiled on a large slice).")
+    masks = _of_image_session("masks", list, "The current objects' masks (ObjectMask).")
 
     @property
     def predictor(self):
         return self.model.predictor
-
-    @property
-    def session(self):
-        """The InteractiveSession of the current objects (tiled on a large slice)."""
-        return None if self.images.current is None else self.images.current.objects
-
-    @property
-    def masks(self) -> list[ObjectMask]:
-        return [] if self.images.current is None else self.images.current.masks
 
     @property
     def busy(self) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 from napari.layers import Labels
+from qtpy.QtWidgets import QCheckBox
 
 from ...engine.errors import SegAnyError
 from ...engine.interactive import MaxLabelTracker, ObjectMask, commit_mask
@@ -21,6 +22,14 @@ PREVIEW_NAME = "SegAny preview"
 #: Metadata key of the layers the Segment Anything dock makes for an image (prompts,
 #: preview): scratch layers, never offered as a commit target.
 OWNER_KEY = "napari_segany_image"
+
+
+def preserve_labels_check() -> QCheckBox:
+    """Both docks' choice to commit only onto the target's background (on by default: a
+    commit never overwrites labels the user made)."""
+    check = QCheckBox("Preserve existing labels")
+    check.setChecked(True)
+    return check
 
 
 def is_scratch_layer(layer) -> bool:

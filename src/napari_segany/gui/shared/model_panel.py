@@ -1,28 +1,24 @@
 """The model picker: registry model, its license, whether its weights are present, a Load
 button, and (folded away) a weights file, the device and the encoder's precision
 (:mod:`.precision_choice`, remembered across sessions).  A weights file is checked as soon
-as it is chosen (:mod:`.file_check`): a wrong one is named under the field at once.
+as it is chosen (:mod:`.file_field`): a wrong one is named under the field at once.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
-    QComboBox, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
-    QPushButton, QWidget,
+    QComboBox, QFormLayout, QGridLayout, QHBoxLayout, QLabel, QPushButton, QWidget,
 )
 
 from ...engine.weights import cached_path, weights_present
 from ...models import registry
 from .collapsible import Collapsible
 from .file_check import FileChecks
+from .file_field import CheckedFileField
 from .precision_choice import PrecisionCombo
-from .qt_helpers import single_shot_timer
+from .qt_helpers import wrapped_label
 
-CHECK_DEBOUNCE_MS = 300  # a path being typed is checked once it rests
 ADVANCED_TITLE = "Weights file, device, precision"
-REFUSED_STYLE = "color: #ff6b6b;"
 
 
 INTERACTIVE_TASKS = (registry.PROMPTABLE, registry.INSTANCE)  # FastSAM: prompts select masks
@@ -80,15 +76,14 @@ class ModelPanel(QWidget):
         self.model_combo.addItems(promptable_models())
         if "mobile_sam" in promptable_models():
             self.model_combo.setCurrentText("mobile_sam")  # the fast default on a laptop CPU
-        self.info = QLabel()
-        self.info.setWordWrap(True)
-        self.file_label = QLabel()  # what is wrong with the chosen weights file
-        self.file_label.setWordWrap(True)
-        self.file_label.setStyleSheet(REFUSED_STYLE)
-        self.file_label.setVisible(False)
-        self.checkpoint_edit = QLineEdit()
+        self.info = wrapped_label()
+        self.weights_file = CheckedFileField(
+            self.file_checks, self.model_combo.currentText, self, dialog=(
+                "Checkpoint file", "Checkpoints (*.pt *.pth *.zip);;All files (*)"))
+        field = self.weights_file
+        self.checkpoint_edit, self.browse_button = field.edit, field.browse_button
+        self.file_label = field.label  # what is wrong with the chosen weights file
         self.checkpoint_edit.setPlaceholderText("weights file (empty: cache / download)")
-        self.browse_button = QPushButton("Browse…")
         self.device_combo = QComboBox()
         self.device_combo.addItems(available_devices())
         self.precision_combo = PrecisionCombo()
@@ -96,13 +91,11 @@ class ModelPanel(QWidget):
         self.load_button = QPushButton("Load model")
         self.weights_section = Collapsible(ADVANCED_TITLE, self._weights_box())
         self._lay_out()
-        self._check_timer = single_shot_timer(self, CHECK_DEBOUNCE_MS, self.check_file)
-        self.model_combo.currentTextChanged.connect(self._choice_changed)
-        self.checkpoint_edit.textChanged.connect(self._choice_changed)
+        self.model_combo.currentTextChanged.connect(self.update_info)
+        self.model_combo.currentTextChanged.connect(field.choice_changed)
+        self.checkpoint_edit.textChanged.connect(self.update_info)
         self.device_combo.currentTextChanged.connect(self.precision_combo.show_device)
-        self.browse_button.clicked.connect(self._browse)
         self.load_button.clicked.connect(self._emit_load)
-        self.file_checks.checked.connect(self._show_verdict)
         self.update_info()
 
     def _weights_box(self) -> QWidget:
@@ -147,7 +140,7 @@ class ModelPanel(QWidget):
 
     @property
     def checkpoint(self) -> str:
-        return self.checkpoint_edit.text().strip()
+        return self.weights_file.path
 
     @property
     def precision(self) -> str:
@@ -173,32 +166,6 @@ class ModelPanel(QWidget):
     def set_busy(self, busy: bool) -> None:
         self.load_button.setEnabled(not busy)
         self.load_button.setText("Loading…" if busy else "Load model")
-
-    def check_file(self) -> None:
-        """Check the chosen weights file now (in a worker) for the chosen model."""
-        self._check_timer.stop()
-        self.file_checks.check_soon(self.model_combo.currentText(), self.checkpoint)
-
-    def _choice_changed(self, *_) -> None:
-        self.update_info()
-        self.file_label.setVisible(False)
-        if self.checkpoint:
-            self._check_timer.start()
-
-    def _show_verdict(self, verdict) -> None:
-        """A refused file is named under the field (if it is still the chosen one)."""
-        same_file = Path(verdict.path) == Path(self.checkpoint).expanduser()
-        if verdict.model != self.model_combo.currentText() or not same_file:
-            return
-        self.file_label.setText(verdict.problem)
-        self.file_label.setVisible(verdict.refused)
-
-    def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Checkpoint file", "", "Checkpoints (*.pt *.pth *.zip);;All files (*)")
-        if path:
-            self.checkpoint_edit.setText(path)
-            self.check_file()
 
     def _emit_load(self) -> None:
         self.load_requested.emit(self.model_combo.currentText(), self.checkpoint,

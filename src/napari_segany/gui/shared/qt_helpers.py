@@ -1,9 +1,9 @@
-"""Small Qt helpers of the widgets: debounce timers, combo boxes set without side effects,
-and shutting a dock widget down when it is closed."""
+"""Small Qt helpers of the widgets: debounce timers, rows of controls, combo boxes set
+without side effects, and shutting a dock widget down when it is closed."""
 from __future__ import annotations
 
 from qtpy.QtCore import QEvent, QTimer
-from qtpy.QtWidgets import QComboBox
+from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel
 
 
 def single_shot_timer(parent, ms: int, slot) -> QTimer:
@@ -26,6 +26,21 @@ class signals_blocked:  # noqa: N801 (reads as the function-like context manager
 
     def __exit__(self, *exc):
         self.control.blockSignals(self._was)
+
+
+def hbox(*controls) -> QHBoxLayout:
+    """A row of ``controls``, left to right."""
+    row = QHBoxLayout()
+    for control in controls:
+        row.addWidget(control)
+    return row
+
+
+def wrapped_label(text: str = "") -> QLabel:
+    """A label whose long text wraps (status lines, messages) instead of widening the dock."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    return label
 
 
 def select_quietly(combo: QComboBox, text: str) -> None:

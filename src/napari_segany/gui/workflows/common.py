@@ -17,11 +17,12 @@ import time
 import numpy as np
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QApplication, QComboBox, QHBoxLayout, QProgressBar, QPushButton, QWidget
+from qtpy.QtWidgets import QApplication, QComboBox, QWidget
 
 from ...engine.errors import Cancelled, SegAnyError
 from ...engine.progress import Progress
 from ..everything.jobs import SelfClosingWorker, stop_on_cancel
+from ..shared.job_progress import JobProgress
 from ..shared.qt_helpers import set_items
 from ..shared.workers import WorkerFailure, alive_only
 
@@ -86,13 +87,11 @@ class JobPanel(QWidget):
         self.worker = None
         self._cancel: threading.Event | None = None
         self._what = ""
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
-        self.cancel_button = QPushButton("Cancel")
-        row = QHBoxLayout(self)
+        self._bar = JobProgress(1000)  # the panel itself is shown only while a job runs
+        self.progress, self.cancel_button = self._bar.bar, self._bar.cancel_button
+        row = self._bar.row()
         row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.progress)
-        row.addWidget(self.cancel_button)
+        self.setLayout(row)
         self.cancel_button.clicked.connect(self.cancel)
         self.setVisible(False)
 
@@ -136,7 +135,7 @@ class JobPanel(QWidget):
         QApplication.processEvents()
 
     def _show(self, report: Progress) -> None:
-        self.progress.setValue(int(round(1000 * report.fraction)))
+        self._bar.show_fraction(report.fraction)
         self.progress.setFormat(f"{report.message} %p%" if report.message else "%p%")
 
     def _failed(self, exc: Exception) -> None:

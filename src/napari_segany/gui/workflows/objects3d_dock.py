@@ -27,24 +27,20 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
-    QComboBox, QFormLayout, QGroupBox, QLabel, QPushButton, QSpinBox,
-    QVBoxLayout, QWidget,
+    QFormLayout, QGroupBox, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from ...engine.errors import ImageError
 from ...engine.everything.presets import FilterSettings
-from ...engine.everything.methods import check_detector, check_network
 from ...engine.progress import Progress
 from ...engine.workflows.slices import link_slices
 from ...engine.workflows.volume import iter_segment_volume
-# _load: the Segment Everything dock's model loading job (its wording of a missing file)
-from ..everything.jobs import ModelChoice, detector_choice
-from ..everything.jobs import _load as load_job
+from ..everything.jobs import ModelChoice, load_missing
 from ..everything.linking import link_iou_spin
-from ..everything.model import DetectorRow, EverythingModelPanel
-from ..everything.params import METHOD_TITLES, MethodParams
+from ..everything.method_controls import MethodControls
+from ..everything.params import METHOD_TITLES
 from ..shared.labels_io import NEW_LABELS
-from ..shared.qt_helpers import ShutsDownWhenClosed
+from ..shared.qt_helpers import ShutsDownWhenClosed, wrapped_label
 from .common import (
     FrameReader, JobPanel, LayerPicker, blocking_job, changed_pixels, spatial_ndim, write_pixels,
 )
@@ -85,11 +81,7 @@ class Objects3DWidget(ShutsDownWhenClosed, QWidget):
         self.image_picker.choose(layer)
 
     def set_method(self, method: str, detector=None) -> None:
-        if method not in METHOD_TITLES:
-            raise ValueError(f"Unknown method {method!r}: choose one of {', '.join(METHOD_TITLES)}.")
-        self.method_combo.setCurrentIndex(list(METHOD_TITLES).index(method))
-        if detector is not None:
-            self.detector_row.edit.setText(str(detector))
+        self.method_controls.set_method(method, detector)
 
     def set_model(self, name: str, checkpoint=None, device=None,
                   precision: str | None = None) -> None:
@@ -131,18 +123,15 @@ class Objects3DWidget(ShutsDownWhenClosed, QWidget):
 
     @property
     def method(self) -> str:
-        return list(METHOD_TITLES)[self.method_combo.currentIndex()]
+        return self.method_controls.method
 
     # ============================ UI =======================================================
     def _build_ui(self) -> None:
         viewer = self.viewer
         self.image_picker = LayerPicker(viewer, Image, accept=lambda l: spatial_ndim(l) == 3)
-        self.method_combo = QComboBox()
-        self.method_combo.addItems(list(METHOD_TITLES.values()))
-        self.model_panel = EverythingModelPanel()
-        self.detector_row = DetectorRow(self.model_panel.file_checks)
-        self.detector_label = QLabel("Detector")
-        self.params = MethodParams()
+        self.method_controls = MethodControls()
+        # the parts scripts reach directly
+        self.model_panel, self.params = self.method_controls.model_panel, self.method_controls.params
         self.iou_spin = link_iou_spin()
         defaults = FilterSettings()
         self.min_size_spin = QSpinBox()
@@ -163,22 +152,17 @@ class Objects3DWidget(ShutsDownWhenClosed, QWidget):
         self.link_button.setToolTip("Give one id per 3D object to labels whose ids restart "
                                     "on every slice (one undo step).")
         self.jobs = JobPanel(self)
-        self.status_label = QLabel("Pick a 3D image and a method, then Segment 3D objects.")
-        self.status_label.setWordWrap(True)
+        self.status_label = wrapped_label("Pick a 3D image and a method, then Segment 3D objects.")
         self._lay_out()
-        self.method_combo.currentIndexChanged.connect(self._on_method)
         self.image_picker.currentTextChanged.connect(lambda _: self.target_picker.refresh())
         self.run_button.clicked.connect(lambda: self._start_volume())
         self.link_button.clicked.connect(lambda: self._start_link())
-        self._on_method()
 
     def _lay_out(self) -> None:
         auto = QGroupBox("Everything mode on every slice")
         form = QFormLayout(auto)
         form.addRow("3D image", self.image_picker)
-        form.addRow("Method", self.method_combo)
-        form.addRow(self.model_panel)
-        form.addRow(self.detector_label, self.detector_row)
+        self.method_controls.add_rows(form)
         form.addRow(self.params)
         form.addRow("Min size (voxels)", self.min_size_spin)
         form.addRow("Max area of a slice", self.max_fraction_spin)
@@ -197,13 +181,6 @@ class Objects3DWidget(ShutsDownWhenClosed, QWidget):
         layout.addWidget(self.jobs)
         layout.addWidget(self.status_label)
         layout.addStretch(1)
-
-    def _on_method(self, *_) -> None:
-        method = self.method
-        self.params.show_method(method)
-        self.model_panel.set_method(method)
-        for w in (self.detector_row, self.detector_label):
-            w.setVisible(method == "object_aware")
 
     def _fits_image(self, layer) -> bool:
         image = self.image_picker.layer() if hasattr(self, "image_picker") else None
@@ -225,13 +202,11 @@ class Objects3DWidget(ShutsDownWhenClosed, QWidget):
                                       f"slices of {image.name!r}, then linking…")
 
     def _request(self, image, target) -> VolumeRequest | None:
-        p = self.model_panel
-        choice = ModelChoice(p.model_combo.currentText(), p.checkpoint, p.device_combo.currentText(),
-                             p.precision)
+        choice = self.method_controls.model_choice()
         if not choice.name:
             show_error(f"No model can run {METHOD_TITLES[self.method]}: none is registered.")
             return None
-        detector = detector_choice(self.detector_row.path, choice.device, choice.precision) \
+        detector = self.method_controls.detector_choice(choice) \
             if self.method == "object_aware" else None
         return VolumeRequest(
             image.data, self.method, self.params.values(self.method), self.iou_spin.value(),
@@ -307,12 +282,7 @@ def _spatial_shape(layer) -> tuple:
 def _volume_job(request: VolumeRequest):
     """Load what is missing, segment and link every slice, then (into an existing layer)
     the pixels to write; returns (request, labels, changes or None)."""
-    if request.model is None:
-        request.model = yield from load_job(request.model_choice, "model", "Checkpoint")
-        check_network(request.method, request.model)
-    if request.method == "object_aware" and request.detector is None:
-        request.detector = yield from load_job(request.detector_choice, "detector", "Detector")
-        check_detector(request.detector)
+    yield from load_missing(request)
     labels = yield from iter_segment_volume(
         request.data, request.model, request.method, request.link_iou, request.detector,
         request.contrast_limits, **request.params)

@@ -8,7 +8,7 @@ from qtpy.QtWidgets import (
     QPushButton, QVBoxLayout,
 )
 
-from ..shared.qt_helpers import signals_blocked
+from ..shared.qt_helpers import signals_blocked, wrapped_label
 
 DONE, TODO, BAD = "✓", "·", "✗"
 
@@ -31,10 +31,8 @@ def build_controls(w) -> None:
     w.save_button = QPushButton("Save now")
     w.save_button.setToolTip("Save this image's labels now, even with no object (done)")
     w.progress_label = QLabel("No series open.")
-    w.next_label = QLabel("")
-    w.next_label.setWordWrap(True)
-    w.status_label = QLabel("")
-    w.status_label.setWordWrap(True)
+    w.next_label = wrapped_label()
+    w.status_label = wrapped_label()
 
     form = QFormLayout()
     form.addRow("Images", _row(w.source_edit, w.source_button))

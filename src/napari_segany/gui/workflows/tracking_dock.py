@@ -31,7 +31,7 @@ from ...engine.errors import Cancelled, SegAnyError
 from ...engine.workflows.ctc import write_ctc
 from ...engine.workflows.tracking import track_labels
 from ...engine.workflows.tracks import TrackingResult
-from ..shared.qt_helpers import ShutsDownWhenClosed
+from ..shared.qt_helpers import ShutsDownWhenClosed, wrapped_label
 from .common import FrameReader, JobPanel, LayerPicker, blocking_job, report_failure
 from .tracking_edits import TrackEditor, relabel_job
 
@@ -136,8 +136,7 @@ class TrackingWidget(ShutsDownWhenClosed, QWidget):
                                    "man_track.txt + man_trackTTT.tif (a reference, e.g. corrected)")
         self.export_button = QPushButton("Export CTC")
         self.jobs = JobPanel(self)
-        self.status_label = QLabel("Pick per-frame labels (T, Y, X), then Track.")
-        self.status_label.setWordWrap(True)
+        self.status_label = wrapped_label("Pick per-frame labels (T, Y, X), then Track.")
         self._lay_out()
         self._connect()
 
