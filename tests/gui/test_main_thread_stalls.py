@@ -255,3 +255,21 @@ def test_workflow_write_cancelled_mid_write_restores(make_napari_viewer, small_s
     assert "cancelled" in widget.status_label.text()
     layer.undo()  # nothing of the cancelled write is in the history
     assert np.array_equal(layer.data, per_slice)
+
+
+def test_result_layer_is_made_once_and_emptied_for_another_shape(grid_everything, monkeypatch):
+    """Another image's shape (here 2D, then a stack) empties the result layer rather than
+    removing it and adding a new one (napari's slowest main-thread work)."""
+    viewer, widget = grid_everything()
+    widget.run()
+    layer = viewer.layers["SegAny everything"]
+    added = []
+    monkeypatch.setattr(type(viewer), "add_labels",
+                        lambda *a, **k: added.append(1) or pytest.fail("a new layer"))
+    stack = np.stack([cells_image(seed=s) for s in (3, 4)])
+    viewer.add_image(stack, name="stack")
+    widget.set_image("stack")
+    results = widget.run(all_slices=True)
+    assert not added and [l for l in viewer.layers if l.name.startswith("SegAny every")] == [layer]
+    assert layer.data.shape == stack.shape and layer.ndim == 3
+    assert all(np.array_equal(layer.data[z], widget.shown[(z,)].paint()) for (z,) in results)

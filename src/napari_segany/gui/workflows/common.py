@@ -22,6 +22,7 @@ from qtpy.QtWidgets import QApplication, QComboBox, QHBoxLayout, QProgressBar, Q
 from ...engine.errors import Cancelled, SegAnyError
 from ...engine.progress import Progress
 from ..everything.jobs import SelfClosingWorker, stop_on_cancel
+from ..shared.labels_io import clear_history
 from ..shared.qt_helpers import set_items
 from ..shared.workers import WorkerFailure, alive_only
 from .pixel_writes import PixelWrite, nothing_to_write
@@ -257,17 +258,9 @@ def changed_pixels(old, new: np.ndarray) -> tuple[tuple, np.ndarray]:
 
 
 def replace_labels(layer, data) -> None:
-    """Give a Labels layer new data *and* a fresh undo history.
-
-    napari 0.9 keeps a Labels layer's undo history across ``layer.data = ...``: a Ctrl+Z
-    after the replacement would write pixels of the old data into the new one.  Toggling
-    ``editable`` is the public way to clear it (napari resets the history of a layer that
-    stops being editable); the user's mode is kept."""
-    mode = layer.mode
+    """Give a Labels layer new data *and* a fresh undo history (see ``clear_history``)."""
     layer.data = data
-    layer.editable = False
-    layer.editable = True
-    layer.mode = mode
+    clear_history(layer)
 
 
 def spatial_ndim(layer) -> int:
