@@ -10,16 +10,14 @@ from napari.layers import Labels
 from ...engine.interactive import ObjectMask, paint_preview
 from ...engine.interactive.masks import union_bbox
 from ..shared.image_slice import ImageSource
-from ..shared.labels_io import clear_history
 from .own_layers import OWNER_KEY, PREVIEW_NAME, adopt
 
 
 class PreviewLayer:
     """A 2D Labels layer showing the current objects; written bounding box by bounding box.
 
-    Edits go through the public ``data_setitem`` (partial redraw of the changed pixels).  It
-    records undo history, so the preview is emptied and its history cleared whenever the
-    objects are committed or discarded.
+    Edits go through the public ``data_setitem`` (partial redraw of the changed pixels); the
+    preview is emptied, box by box, whenever the objects are committed or discarded.
     """
 
     def __init__(self, viewer, name: str = PREVIEW_NAME):
@@ -70,10 +68,11 @@ class PreviewLayer:
             self._shown[key] = (value, mask)
 
     def reset(self) -> None:
-        """Empty the preview and its undo history.  Only the box of the objects shown is
-        cleared and redrawn (a new ``data`` would upload and redraw the whole slice: tens of
-        ms on the main thread at each commit); pixels outside it (painted by hand) are
-        cleared with the whole layer."""
+        """Empty the preview.  Only the box of the objects shown is cleared and redrawn (a
+        new ``data`` would upload and redraw the whole slice: tens of ms on the main thread
+        at each commit); pixels outside it (painted by hand) are cleared with the whole
+        layer.  Its undo history is left to napari (at most 100 steps): clearing it
+        (``clear_history``) costs the main thread more than the clearing itself."""
         shown, self._shown = self._shown, {}
         layer = self.layer
         bbox = union_bbox(*(mask.bbox for _, mask in shown.values()))
@@ -84,7 +83,6 @@ class PreviewLayer:
                 layer.data_setitem((rows + r0, cols + c0), 0)
         if np.any(layer.data):
             layer.data = np.zeros(layer.data.shape, np.uint8)
-        clear_history(layer)
 
     def _free_value(self) -> int:
         used = {value for value, _ in self._shown.values()}
