@@ -2,8 +2,6 @@
 (a shown napari under Xvfb, 1366 x 768, a 1024 x 1024 image): the longest gap of the
 ``bench_stalls`` probe for each, so that a loaded machine weighs on both alike.
 
-* preview emptied after a commit: a new ``data`` (whole slice uploaded) / only the box of
-  the objects shown cleared (``PreviewLayer.reset``);
 * everything result layer for an image of another shape: removed and added again / emptied
   to the new shape (``everything.layers.ensure_result_layer``);
 * a million label pixels of a workflow job: one ``data_setitem`` / in timed steps as one
@@ -26,31 +24,6 @@ def longest_gap(action) -> float:
     with StallProbe() as probe:
         action()
     return probe.summary()[0]
-
-
-def preview_pair(viewer):
-    from napari_segany.engine.interactive import ObjectMask
-    from napari_segany.gui.interactive.preview_layer import PreviewLayer
-
-    class Source:  # what PreviewLayer.attach reads of an image
-        layer, spatial_shape = viewer.layers[0], (1024, 1024)
-        spatial_scale, spatial_translate = (1.0, 1.0), (0.0, 0.0)
-
-    preview = PreviewLayer(viewer)
-    preview.attach(Source())
-    mask = ObjectMask(key=(0,), bbox=(300, 600, 300, 600), crop=np.ones((300, 300), bool),
-                      score=1.0, candidate=0, n_candidates=1)
-
-    def show():
-        preview.show([mask])
-        settle(0.2)
-
-    def old():
-        preview._shown = {}
-        preview.layer.data = np.zeros(preview.layer.data.shape, np.uint8)
-
-    return {"preview emptied: new data": (show, old), "preview emptied: box cleared":
-            (show, preview.reset)}
 
 
 def result_layer_pair(viewer):
@@ -115,7 +88,7 @@ def main() -> None:
     viewer.add_image(cells(1024), name="cells 1024")
     settle(1.0)
     gaps: dict[str, list[float]] = {}
-    for make in (preview_pair, result_layer_pair, write_pair):
+    for make in (result_layer_pair, write_pair):
         pair = make(viewer)
         settle(0.5)
         for _ in range(args.rounds):  # A, B, A, B, ...

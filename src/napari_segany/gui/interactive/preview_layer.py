@@ -16,8 +16,9 @@ from .own_layers import OWNER_KEY, PREVIEW_NAME, adopt
 class PreviewLayer:
     """A 2D Labels layer showing the current objects; written bounding box by bounding box.
 
-    Edits go through the public ``data_setitem`` (partial redraw of the changed pixels); the
-    preview is emptied, box by box, whenever the objects are committed or discarded.
+    Edits go through the public ``data_setitem`` (partial redraw of the changed pixels).  It
+    records undo history, so the layer is reset (``data = zeros``, which also clears the
+    history) whenever the objects are committed or discarded.
     """
 
     def __init__(self, viewer, name: str = PREVIEW_NAME):
@@ -68,21 +69,9 @@ class PreviewLayer:
             self._shown[key] = (value, mask)
 
     def reset(self) -> None:
-        """Empty the preview.  Only the box of the objects shown is cleared and redrawn (a
-        new ``data`` would upload and redraw the whole slice: tens of ms on the main thread
-        at each commit); pixels outside it (painted by hand) are cleared with the whole
-        layer.  Its undo history is left to napari (at most 100 steps): clearing it
-        (``clear_history``) costs the main thread more than the clearing itself."""
-        shown, self._shown = self._shown, {}
-        layer = self.layer
-        bbox = union_bbox(*(mask.bbox for _, mask in shown.values()))
-        if bbox is not None:
-            r0, r1, c0, c1 = bbox
-            rows, cols = np.nonzero(layer.data[r0:r1, c0:c1])
-            if rows.size:
-                layer.data_setitem((rows + r0, cols + c0), 0)
-        if np.any(layer.data):
-            layer.data = np.zeros(layer.data.shape, np.uint8)
+        """Empty the preview and its undo history (one full redraw)."""
+        self._shown = {}
+        self.layer.data = np.zeros(self.layer.data.shape, np.uint8)
 
     def _free_value(self) -> int:
         used = {value for value, _ in self._shown.values()}
