@@ -29,8 +29,8 @@ def is_result_layer(layer) -> bool:
 
 def ensure_result_layer(viewer, source: ImageSource) -> tuple[Labels, bool]:
     """The result layer for ``source``, and True when ours was emptied to another shape
-    (what it showed is gone): ours reused as it is when its shape fits, else emptied; a user's layer is never
-    touched (ours then gets a numbered name).
+    (what it showed is gone): ours reused as it is when its shape fits, else emptied; a
+    user's layer is never touched (ours then gets a numbered name).
 
     Emptying our layer to another shape (even another number of dimensions) costs napari a
     fraction of removing it and adding a new one: a removal runs a full garbage collection

@@ -6,8 +6,9 @@ lineage graph).  The engine's corrections (``merge_tracks``, ``split_track``,
 ``set_parent``) decide whether a correction is valid and what the tracks and graph become;
 they run on the tracks alone (a one-pixel stand-in for the labels: instant, whatever the
 movie's size).  The pixels that change id are then found in a worker and written by the
-dock in steps as one undo step (``JobPanel.write``), and the Tracks layer follows.  ``undo()`` takes back the
-last correction: the Labels layer's last edit and the tracks and graph before it.
+dock in steps as one undo step (``JobPanel.write``), and the Tracks layer follows.
+``undo()`` takes back the last correction: the Labels layer's last edit and the tracks and
+graph before it.
 """
 from __future__ import annotations
 
