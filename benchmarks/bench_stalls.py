@@ -41,10 +41,13 @@ NO_FILTERS = dict(min_area=0, max_area_fraction=None)
 class StallProbe:
     """A 10 ms QTimer on the main thread; ``gaps`` between its ticks while it runs."""
 
-    def __init__(self, interval_ms: int = 10, where: bool = False):
+    def __init__(self, interval_ms: int = 10, where: bool = False, profile: bool = False):
         from qtpy.QtCore import QTimer
 
+        from _gap_profile import GapProfiler
+
         self.where = Sampler() if where else None
+        self.profile = GapProfiler() if profile else None
         self.timer = QTimer()
         self.timer.setInterval(interval_ms)
         self.timer.timeout.connect(self._tick)
@@ -54,12 +57,16 @@ class StallProbe:
         self.ticks.append(time.perf_counter())
         if self.where is not None:
             self.where.last_tick = self.ticks[-1]
+        if self.profile is not None:
+            self.profile.tick(self.ticks[-1])
 
     def __enter__(self):
         self.ticks = [time.perf_counter()]
         self.timer.start()
         if self.where is not None:
             self.where.start(self.ticks[0])
+        if self.profile is not None:
+            self.profile.start(self.ticks[0])
         return self
 
     def __exit__(self, *exc) -> None:
@@ -68,6 +75,8 @@ class StallProbe:
         self.ticks.append(time.perf_counter())
         if self.where is not None:
             self.where.stop()
+        if self.profile is not None:
+            self.profile.stop()
 
     def summary(self) -> tuple[float, int]:
         gaps = np.diff(self.ticks) * 1000
@@ -137,12 +146,12 @@ def settle(seconds: float) -> None:
 
 
 class Table:
-    def __init__(self, where: bool = False):
+    def __init__(self, where: bool = False, profile: bool = False):
         self.rows: list[dict] = []
-        self.where = where
+        self.where, self.profile = where, profile
 
     def measure(self, job: str, action) -> object:
-        with StallProbe(where=self.where) as probe:
+        with StallProbe(where=self.where, profile=self.profile) as probe:
             t0 = time.perf_counter()
             out = action()
             seconds = time.perf_counter() - t0
@@ -306,6 +315,8 @@ def main() -> None:
     parser.add_argument("--only", choices=["sa", "se"], help="one dock only")
     parser.add_argument("--where", action="store_true",
                         help="sample the main thread's stack during gaps (diagnosis)")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile of the main thread during each job's longest gap")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -327,7 +338,7 @@ def main() -> None:
     viewer.add_image(cells(1024), name="cells 1024")
     viewer.add_image(np.stack([cells(512, seed=s) for s in range(24)]), name="stack 24 x 512")
     settle(1.0)
-    table = Table(args.where)
+    table = Table(args.where, args.profile)
     print(f"{'job':<48} {'longest gap':>11} {'>50ms':>5}")
     baseline_jobs(viewer, table)
     if args.only in (None, "sa"):

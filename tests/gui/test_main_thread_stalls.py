@@ -7,7 +7,9 @@
   through the event loop, and are still one undo step;
 * cancelled between two steps, they leave the Labels layer exactly as it was;
 * the same with a linked 3D run and feature filters (issue 16): 3D ids, feature ranges and
-  the committed feature rows are worked out in the workers too.
+  the committed feature rows are worked out in the workers too;
+* the workflow docks' writes (linking slices, 3D objects into a layer, track corrections)
+  go the same way: in steps, one undo step, a cancel mid-write puts everything back.
 """
 from __future__ import annotations
 
@@ -23,9 +25,10 @@ from napari_segany.engine.everything.result import EverythingResult
 from napari_segany.gui.everything import commit as commit_module
 from napari_segany.gui.shared import steps as steps_module
 from napari_segany.gui.shared.labels_io import LABELS_NAME, UndoStep
+from napari_segany.gui.workflows import pixel_writes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflows"))
-from _workflow_data import same_partition  # noqa: E402
+from _workflow_data import same_partition, shuffle_per_slice, spheres  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -48,6 +51,7 @@ def paint_threads(monkeypatch):
 def small_steps(monkeypatch):
     """Commits written 40 pixels per step; the writes, as (step count, event loop turns)."""
     monkeypatch.setattr(commit_module, "CHUNK_PIXELS", 40)
+    monkeypatch.setattr(pixel_writes, "CHUNK_PIXELS", 40)
     monkeypatch.setattr(steps_module, "BUDGET_S", 0.0)  # one step per event-loop turn
     writes = []
     original = UndoStep.write
@@ -208,3 +212,64 @@ def test_linked_objects_and_feature_filters_stay_off_the_main_thread(
     assert (target.features["planes"] >= 1).all()
     target.undo()  # one step: the whole 3D commit
     assert target.data.max() == 0
+
+
+def linking_dock(make_napari_viewer):
+    """The 3D Objects dock set to link a Labels layer of spheres cut into per-slice ids."""
+    truth = spheres((8, 40, 48), [(3, 12, 14), (4, 26, 32)], [4, 6])
+    per_slice = shuffle_per_slice(truth)
+    viewer = make_napari_viewer()
+    layer = viewer.add_labels(per_slice.copy(), name="per slice")
+    _, widget = viewer.window.add_plugin_dock_widget("napari-segany", "3D Objects")
+    widget.link_picker.choose("per slice")
+    return widget, layer, per_slice, truth
+
+
+def test_workflow_writes_are_in_steps_as_one_undo_step(make_napari_viewer, small_steps):
+    widget, layer, per_slice, truth = linking_dock(make_napari_viewer)
+    widget.link()  # waits for the job and its writes
+    assert len(small_steps) > 10 and max(small_steps) <= 40  # many small writes
+    assert same_partition(layer.data, truth) and widget.status_label.text().startswith("Linked")
+    layer.undo()  # one Ctrl+Z: the whole linking
+    assert np.array_equal(layer.data, per_slice)
+
+
+def test_workflow_write_cancelled_mid_write_restores(make_napari_viewer, small_steps,
+                                                     monkeypatch):
+    from qtpy.QtCore import QTimer
+
+    widget, layer, per_slice, _ = linking_dock(make_napari_viewer)
+    seen = []
+    written = UndoStep.write  # small_steps' counting write
+
+    def write(self, indices, values):
+        written(self, indices, values)
+        if len(small_steps) == 3:  # the user presses Cancel after the third step
+            seen.append((widget.jobs.busy, np.array_equal(layer.data, per_slice)))
+            QTimer.singleShot(0, widget.jobs.cancel_button.click)
+
+    monkeypatch.setattr(UndoStep, "write", write)
+    widget.link()
+    assert seen == [(True, False)]  # mid-write: busy, pixels changed
+    assert np.array_equal(layer.data, per_slice) and not widget.jobs.busy
+    assert "cancelled" in widget.status_label.text()
+    layer.undo()  # nothing of the cancelled write is in the history
+    assert np.array_equal(layer.data, per_slice)
+
+
+def test_result_layer_is_made_once_and_emptied_for_another_shape(grid_everything, monkeypatch):
+    """Another image's shape (here 2D, then a stack) empties the result layer rather than
+    removing it and adding a new one (napari's slowest main-thread work)."""
+    viewer, widget = grid_everything()
+    widget.run()
+    layer = viewer.layers["SegAny everything"]
+    added = []
+    monkeypatch.setattr(type(viewer), "add_labels",
+                        lambda *a, **k: added.append(1) or pytest.fail("a new layer"))
+    stack = np.stack([cells_image(seed=s) for s in (3, 4)])
+    viewer.add_image(stack, name="stack")
+    widget.set_image("stack")
+    results = widget.run(all_slices=True)
+    assert not added and [l for l in viewer.layers if l.name.startswith("SegAny every")] == [layer]
+    assert layer.data.shape == stack.shape and layer.ndim == 3
+    assert all(np.array_equal(layer.data[z], widget.shown[(z,)].paint()) for (z,) in results)

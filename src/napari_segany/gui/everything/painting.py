@@ -80,8 +80,10 @@ class ResultPainter(QObject):
         host = self.host
         if self.steps is not None:
             self.steps.stop()  # a newer selection: the older copy is not finished, not needed
-        layer = ensure_result_layer(host.viewer, host.source)  # first: replacing the layer
-        host.view.accept(prepared, current)  # after the layer: replacing it stales every slice
+        layer, emptied = ensure_result_layer(host.viewer, host.source)
+        if emptied:  # what it showed is gone: every slice is to be shown again
+            host.view.invalidate()
+        host.view.accept(prepared, current)  # after the layer: emptying it stales every slice
         self.steps = TimedSteps(copy_steps(layer, prepared), self.on_shown, self._failed, self)
 
     def stop(self) -> None:

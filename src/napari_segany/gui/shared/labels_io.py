@@ -157,6 +157,17 @@ class UndoStep:
                 self.layer.undo()
 
 
+def clear_history(layer: Labels) -> None:
+    """Empty a Labels layer's undo and redo history.  napari 0.9 keeps the history across
+    ``layer.data = ...`` (a Ctrl+Z would then write pixels of the old data into the new);
+    toggling ``editable`` is the public way to reset it (napari resets the history of a
+    layer that stops being editable).  The user's mode is kept."""
+    mode = layer.mode
+    layer.editable = False
+    layer.editable = True
+    layer.mode = mode
+
+
 def write_in_chunks(step: UndoStep, indices: tuple, values, chunk: int = 1 << 16):
     """Steps (for ``steps.TimedSteps``) writing ``values`` at ``indices`` (a tuple of index
     arrays), ``chunk`` pixels each."""

@@ -1,6 +1,6 @@
 """What the workflow docks share: layer pickers that follow the viewer, one job at a time in
 a napari worker (progress bar, Cancel), frame-by-frame progress for blocking engine calls,
-and undo-aware writes into Labels layers.
+and undo-aware writes into Labels layers (in steps, :mod:`.pixel_writes`).
 
 Long work runs in a worker as a job (a generator yielding ``Progress`` and returning its
 result, see ``engine/progress.py``).  Cancel sets an event; the job stops at its next report
@@ -23,8 +23,10 @@ from ...engine.errors import Cancelled, SegAnyError
 from ...engine.progress import Progress
 from ..everything.jobs import SelfClosingWorker, stop_on_cancel
 from ..shared.job_progress import JobProgress
+from ..shared.labels_io import clear_history
 from ..shared.qt_helpers import set_items
 from ..shared.workers import WorkerFailure, alive_only
+from .pixel_writes import PixelWrite, nothing_to_write
 
 POLL_S = 0.05  # how often a blocking call's progress is reported
 
@@ -85,6 +87,7 @@ class JobPanel(QWidget):
         super().__init__(parent)
         self.host = host
         self.worker = None
+        self.writing: PixelWrite | None = None
         self._cancel: threading.Event | None = None
         self._what = ""
         self._bar = JobProgress(1000)  # the panel itself is shown only while a job runs
@@ -97,7 +100,7 @@ class JobPanel(QWidget):
 
     @property
     def busy(self) -> bool:
-        return self.worker is not None
+        return self.worker is not None or self.writing is not None
 
     def start(self, job, what: str, on_done, on_failed=None) -> bool:
         """Run ``job`` (a generator) in a worker; ``on_done(result)`` on the main thread.
@@ -120,9 +123,34 @@ class JobPanel(QWidget):
         worker.start()
         return True
 
+    def write(self, layer, indices: tuple, values, on_end) -> None:
+        """Write ``values`` at ``indices`` into the Labels ``layer`` in steps, as one undo step
+        (Ctrl+Z on the layer undoes it all; Cancel puts back what was written); the dock
+        stays busy meanwhile.  ``on_end(n)``: the number of pixels written (0: nothing to
+        write), None when cancelled or failed.  Called from a job's ``on_done``."""
+        if nothing_to_write(indices):
+            on_end(0)
+            return
+        what = self._what
+
+        def ended(n: int | None) -> None:
+            self.writing = None
+            if not self.busy and not getattr(self.host, "closed", False):
+                self.setVisible(False)
+            on_end(n)
+
+        self._show(Progress(0, 1, f"{what}: writing…"))
+        self.setVisible(True)
+        self.writing = PixelWrite(
+            layer, indices, values, ended, lambda exc: report_failure(what, exc),
+            lambda done, total: self._show(Progress(done, total, f"{what}: writing")), self)
+
     def cancel(self) -> None:
         if self._cancel is not None:
             self._cancel.set()
+        if self.writing is not None:
+            show_info(f"{self._what} cancelled; nothing was written.")
+            self.writing.cancel()
 
     def wait(self, timeout: float = 600.0) -> None:
         """Keep the event loop running until the job has finished (scripts, tests)."""
@@ -143,7 +171,7 @@ class JobPanel(QWidget):
 
     def _finished(self, *_) -> None:
         self.worker, self._cancel = None, None
-        if not getattr(self.host, "closed", False):
+        if not self.busy and not getattr(self.host, "closed", False):
             self.setVisible(False)
 
 
@@ -223,33 +251,15 @@ def blocking_job(call, reader: FrameReader, what: str):
 
 def changed_pixels(old, new: np.ndarray) -> tuple[tuple, np.ndarray]:
     """Indices and new values of the pixels where ``new`` differs from ``old`` (computed in a
-    worker; :func:`write_pixels` then writes them on the main thread)."""
+    worker; :meth:`JobPanel.write` then writes them on the main thread)."""
     where = np.nonzero(np.asarray(old) != new)
     return where, new[where]
 
 
-def write_pixels(layer, indices: tuple, values) -> int:
-    """Write ``values`` at ``indices`` into a Labels layer as one undo step (Ctrl+Z on the
-    layer undoes it all); napari redraws the changed region only.  Returns the pixel count."""
-    if not len(indices) or indices[0].size == 0:
-        return 0
-    with layer.block_history():
-        layer.data_setitem(indices, values)
-    return int(indices[0].size)
-
-
 def replace_labels(layer, data) -> None:
-    """Give a Labels layer new data *and* a fresh undo history.
-
-    napari 0.9 keeps a Labels layer's undo history across ``layer.data = ...``: a Ctrl+Z
-    after the replacement would write pixels of the old data into the new one.  Toggling
-    ``editable`` is the public way to clear it (napari resets the history of a layer that
-    stops being editable); the user's mode is kept."""
-    mode = layer.mode
+    """Give a Labels layer new data *and* a fresh undo history (see ``clear_history``)."""
     layer.data = data
-    layer.editable = False
-    layer.editable = True
-    layer.mode = mode
+    clear_history(layer)
 
 
 def spatial_ndim(layer) -> int:

@@ -42,7 +42,7 @@ from ..everything.params import METHOD_TITLES
 from ..shared.labels_io import NEW_LABELS
 from ..shared.qt_helpers import ShutsDownWhenClosed, wrapped_label
 from .common import (
-    FrameReader, JobPanel, LayerPicker, blocking_job, changed_pixels, spatial_ndim, write_pixels,
+    FrameReader, JobPanel, LayerPicker, blocking_job, changed_pixels, spatial_ndim,
 )
 
 
@@ -227,15 +227,22 @@ class Objects3DWidget(ShutsDownWhenClosed, QWidget):
             self._written = self.viewer.add_labels(
                 labels, name=f"{image.name} 3D objects", scale=image.scale[-3:],
                 translate=image.translate[-3:])
+            self._volume_written(image, n, "")
         elif target in self.viewer.layers and target.data is request.target:
-            write_pixels(target, *changes)
-            self._written = target
+            self.jobs.write(target, *changes, lambda pixels: self._volume_written(
+                image, n, " (Ctrl+Z on it undoes them).", target, pixels))
         else:
             show_error("The target Labels layer was removed or replaced during the run: "
                        "nothing was written. Run again.")
+
+    def _volume_written(self, image, n: int, undo: str, target=None, pixels: int = 0) -> None:
+        """The objects are in their layer (``target``: written in steps; None: cancelled)."""
+        if pixels is None:
+            self.status_label.setText("3D objects cancelled; nothing was written.")
             return
-        self.status_label.setText(f"{n} 3D objects in {self._written.name!r}"
-                                  + ("" if target is None else " (Ctrl+Z on it undoes them)."))
+        if target is not None:
+            self._written = target
+        self.status_label.setText(f"{n} 3D objects in {self._written.name!r}{undo}")
         show_info(f"{n} 3D objects from {image.name!r} in {self._written.name!r}.")
 
     # ============================ link slices ==============================================
@@ -259,9 +266,15 @@ class Objects3DWidget(ShutsDownWhenClosed, QWidget):
                                          translate=layer.translate)
             show_info(f"{n} objects do not fit {layer.name!r} ({layer.data.dtype}): they are "
                       f"in the new layer {new.name!r}.")
+            self.status_label.setText(f"Linked: {n} 3D objects.")
         else:
-            write_pixels(layer, *changes)
-            show_info(f"{layer.name!r}: {n} 3D objects (Ctrl+Z on the layer undoes the linking).")
+            self.jobs.write(layer, *changes, lambda pixels: self._linked(layer, n, pixels))
+
+    def _linked(self, layer, n: int, pixels: int | None) -> None:
+        if pixels is None:
+            self.status_label.setText("Linking cancelled; nothing was written.")
+            return
+        show_info(f"{layer.name!r}: {n} 3D objects (Ctrl+Z on the layer undoes the linking).")
         self.status_label.setText(f"Linked: {n} 3D objects.")
 
     # ============================ closing ==================================================

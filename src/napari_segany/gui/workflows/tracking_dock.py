@@ -82,6 +82,9 @@ class TrackingWidget(ShutsDownWhenClosed, QWidget):
         self._correct(lambda e: e.set_parent(track, parent), wait=True)
 
     def undo_correction(self) -> None:
+        if self.jobs.busy:  # a correction's pixels may be half written (one open undo step)
+            show_info("Wait for the running job to finish.")
+            return
         if self.editor is None or not self.editor.undo():
             show_info("No correction to undo.")
             return
@@ -275,7 +278,17 @@ class TrackingWidget(ShutsDownWhenClosed, QWidget):
     def _corrected(self, editor, correction, pixels) -> None:
         if editor is not self.editor or not self._editor_alive():
             return
-        editor.apply(correction, pixels)
+        if pixels is None:
+            self._applied(editor, correction, 0)
+            return
+        self.jobs.write(editor.labels_layer, *pixels,
+                        lambda n: self._applied(editor, correction, n))
+
+    def _applied(self, editor, correction, pixels: int | None) -> None:
+        """The correction's pixels are written (None: cancelled, nothing changed)."""
+        if pixels is None or editor is not self.editor:
+            return
+        editor.apply(correction, wrote=pixels > 0)
         self.status_label.setText(correction.text)
         self._describe()
 

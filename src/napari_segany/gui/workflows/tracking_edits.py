@@ -5,9 +5,10 @@ id per track; its data *is* the result's labels) and a Tracks layer (napari's tr
 lineage graph).  The engine's corrections (``merge_tracks``, ``split_track``,
 ``set_parent``) decide whether a correction is valid and what the tracks and graph become;
 they run on the tracks alone (a one-pixel stand-in for the labels: instant, whatever the
-movie's size).  The pixels that change id are then found in a worker and written through
-``data_setitem`` as one undo step, and the Tracks layer follows.  ``undo()`` takes back the
-last correction: the Labels layer's last edit and the tracks and graph before it.
+movie's size).  The pixels that change id are then found in a worker and written by the
+dock in steps as one undo step (``JobPanel.write``), and the Tracks layer follows.
+``undo()`` takes back the last correction: the Labels layer's last edit and the tracks and
+graph before it.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from ...engine.progress import Progress
 from ...engine.workflows.tracks import TrackingResult, merge_tracks, set_parent, split_track
-from .common import replace_labels, write_pixels
+from .common import replace_labels
 
 
 @dataclass(frozen=True)
@@ -77,10 +78,9 @@ class TrackEditor:
                 f"Track {parent} is the parent of track {track}.")
         return Correction(new, None, text)
 
-    def apply(self, correction: Correction, pixels=None) -> None:
-        """Show ``correction``: ``pixels`` (from :func:`relabel_job`) written as one undo
-        step of the Labels layer, then the tracks and graph."""
-        wrote = bool(pixels is not None and write_pixels(self.labels_layer, *pixels))
+    def apply(self, correction: Correction, wrote: bool) -> None:
+        """Show ``correction``'s tracks and graph, once its pixels (from :func:`relabel_job`)
+        are written; ``wrote``: they made one undo step of the Labels layer (undone with it)."""
         self.history.append((self.tracks, self.graph, wrote))
         self.tracks, self.graph = correction.result.tracks, dict(correction.result.graph)
         self.show_tracks()
