@@ -51,6 +51,7 @@ from ..shared.labels_io import (
 from ..shared.qt_helpers import (
     ShutsDownWhenClosed, select_quietly, set_items, signals_blocked, single_shot_timer,
 )
+from ..shared.warm_up import import_in_background
 from ..shared.workers import process_events_until
 from .controls import build_controls, set_busy
 from .jobs import ModelChoice
@@ -69,6 +70,7 @@ class EverythingWidget(ObjectOptions, ShutsDownWhenClosed, QWidget):
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(parent)
+        import_in_background()  # napari's first result layer would import them
         self.viewer = napari_viewer
         self.source: ImageSource | None = None
         self.view = ResultView()

@@ -26,6 +26,7 @@ from ...engine.interactive import ObjectMask, box_to_rectangle
 from ..shared import notify
 from ..shared.precision_choice import precision_note
 from ..shared.qt_helpers import ShutsDownWhenClosed
+from ..shared.warm_up import import_in_background
 from ..shared.workers import alive_only, process_events_until
 from .controls import add_panels, build_controls
 from .decoding import DecodeQueue
@@ -53,6 +54,7 @@ class SegAnyWidget(ShutsDownWhenClosed, QWidget):
 
     def __init__(self, napari_viewer, parent=None):
         super().__init__(parent)
+        import_in_background()  # napari's first layers of this dock would import them
         self.viewer = napari_viewer
         self.cache = EmbeddingCache()
         self.closed = False  # closed or taken out of its dock: worker results are dropped
