@@ -223,6 +223,36 @@ def test_slices_past_a_stop_are_encoded_at_most_prefetch_ahead():
     assert visited <= set(oracle.encoded) <= visited | {13, 14}  # 15..23 never
 
 
+class TimedOracle(Oracle):
+    """An Oracle whose decoder takes a while and which notes encodes started meanwhile."""
+
+    def __init__(self):
+        super().__init__()
+        self.decoding, self.encodes_during_decode = False, 0
+
+    def encode(self, rgb):
+        self.encodes_during_decode += self.decoding
+        return super().encode(rgb)
+
+    def decode_lowres(self, *args):
+        self.decoding = True
+        time.sleep(0.02)  # the GIL is released, as during real torch work
+        try:
+            return super().decode_lowres(*args)
+        finally:
+            self.decoding = False
+
+
+def test_a_missing_embedding_is_computed_when_the_walk_needs_it_not_during_a_decode():
+    # on as many cores as torch threads, an encoder beside the decoder slows both down
+    volume, truth = drifting_disk(n=10, seed_slice=4)
+    oracle, cache = TimedOracle(), EmbeddingCache()
+    cold = nsa.propagate(volume, truth[4], 4, oracle, cache=cache, prefetch=2)
+    assert oracle.encodes_during_decode == 0 and cold.encoded == 9 == len(cache)
+    warm = nsa.propagate(volume, truth[4], 4, oracle, cache=cache, prefetch=2)
+    assert warm.encoded == 0 and warm.indices == cold.indices
+
+
 def test_cancel_raises_writes_nothing_and_leaves_no_thread():
     volume, truth = drifting_disk()
     before = set(threading.enumerate())

@@ -1,8 +1,14 @@
-"""Embeddings of the slices a propagation will visit, computed ahead in one background thread.
+"""Embeddings of the slices a propagation will visit, fetched ahead in one background thread.
 
-While the decoder works on slice ``k``, the thread fetches (cache) or computes (encoder) the
-embeddings of the next ``ahead`` slices of the visiting order, so that a warm run costs only
-decoder time and a cold run overlaps decoding with encoding.  The consumer asks for slices
+While the decoder works on slice ``k``, the thread looks up the next ``ahead`` slices of the
+visiting order in the cache (the in-memory LRU, or its on-disk store), so that a warm run
+costs only decoder time.  An embedding that is not cached is *computed* only once the walk
+asks for it (its cursor reached it), never while the walk decodes: the encoder and the
+decoder each use all of torch's intra-op threads, and on a machine with as many cores as
+threads running both at once makes them compete (OpenMP teams spinning on the same cores)
+instead of overlap.  Measured on 2 cores, mobile_sam on 512^2 slices: encoding the next
+slice during the decode cost 1.6x the encoder time per slice, encoding on demand about
+encoder + decoder (see ``benchmarks/bench_propagation.py``).  The consumer asks for slices
 in visiting order; slices it skips (a direction that stopped early) are never computed.
 
 Every embedding goes into the :class:`~..embeddings.EmbeddingCache` under the same key
@@ -58,7 +64,8 @@ class EmbeddingPrefetcher:
         self._stop = threading.Event()
         self._cursor = 0  # position in ``order`` the consumer needs now
         self._ready: dict[int, object] = {}  # position -> its cache entry or the exception
-        self._taken: set[int] = set()  # positions being or already computed
+        self._taken: set[int] = set()  # positions being or already fetched
+        self._missing: set[int] = set()  # positions ahead of the cursor not in the cache
         self._thread: threading.Thread | None = None
 
     # --- consumer side ---------------------------------------------------------------------
@@ -93,35 +100,51 @@ class EmbeddingPrefetcher:
             self._thread = None
 
     # --- thread side -----------------------------------------------------------------------
-    def _next_position(self) -> int | None:
+    def may_encode(self, position: int) -> bool:
+        """Whether the thread may compute ``position``'s embedding now: only when the walk
+        needs it (see the module docstring: computing it during a decode costs more)."""
+        return position == self._cursor
+
+    def _next_task(self) -> tuple[int, bool] | None:
+        """(position, may it be encoded) of the next slice to fetch; None once closed.
+
+        Positions ahead of the cursor found missing from the cache wait in ``_missing``
+        until the cursor reaches them."""
         with self._cond:
             while not self._stop.is_set():
                 end = min(len(self.order), self._cursor + self.ahead + 1)
-                todo = [p for p in range(self._cursor, end) if p not in self._taken]
-                if todo:
-                    self._taken.add(todo[0])
-                    return todo[0]
+                for p in range(self._cursor, end):
+                    encode = self.may_encode(p)
+                    if p not in self._taken and (encode or p not in self._missing):
+                        self._taken.add(p)
+                        return p, encode
                 self._cond.wait()
         return None
 
     def _loop(self) -> None:
-        while (position := self._next_position()) is not None:
+        while (task := self._next_task()) is not None:
+            position, encode = task
             try:
-                entry = self._embed(self.order[position])
+                entry = self._embed(self.order[position], encode)
             except Cancelled:
                 return  # only close() cancels the encoder
             except BaseException as exc:  # handed to the consumer, which re-raises it
                 entry = exc
             with self._cond:
-                if position >= self._cursor:
+                if entry is None:  # not cached: computed once the cursor is there
+                    self._taken.discard(position)
+                    self._missing.add(position)
+                elif position >= self._cursor:
                     self._ready[position] = entry
                 self._cond.notify_all()
 
-    def _embed(self, index: int) -> Embedding:
+    def _embed(self, index: int, encode: bool) -> Embedding | None:
+        """The cached embedding of slice ``index``; computed (and cached) if ``encode``,
+        else None when it is not cached."""
         raw = self.stack.read(index)
         key = EmbeddingKey(slice_digest(raw), self.model_id, self.stack.normalisation)
         entry = self.cache.get(key)
-        if entry is not None:
+        if entry is not None or not encode:
             return entry
         rgb = self.stack.to_rgb(raw)
         entry = self._encode(rgb)
