@@ -199,8 +199,9 @@ def main() -> None:
     parser.add_argument("--side", type=int, default=512)
     parser.add_argument("--cold-only", action="store_true", help="only cold vs embedding")
     parser.add_argument("--pairs", type=int, default=2, help="new/old alternations per precision")
+    parser.add_argument("--slices", type=int, default=None, help="stack depth (32; --quick: 8)")
     args = parser.parse_args()
-    n = 8 if args.quick else 32
+    n = args.slices or (8 if args.quick else 32)
     torch.set_num_threads(args.threads)
     from napari_segany.engine.embeddings import EmbeddingCache
 
@@ -211,7 +212,7 @@ def main() -> None:
                "torch": torch.__version__, "threads": args.threads, "slices": n, "side": args.side,
                "model": "mobile_sam (random weights)", "scheduler": scheduler()}
     results["cold_vs_embedding"] = cold_ratios(model_with_precision, volume, seed_mask,
-                                               pairs=1 if args.quick else args.pairs)
+                                               pairs=args.pairs)
     print(cold_table(results["cold_vs_embedding"], n, args.side), flush=True)
     if args.cold_only:
         (HERE / "results").mkdir(exist_ok=True)

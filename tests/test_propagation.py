@@ -22,7 +22,10 @@ import napari_segany as nsa
 from napari_segany.engine.embeddings import Embedding, EmbeddingCache
 from napari_segany.engine.errors import Cancelled, ImageError
 from napari_segany.engine.progress import run
-from napari_segany.engine.propagation import PromptOptions, StopRules, iter_propagate
+from napari_segany.engine.propagation import (
+    PromptOptions, SliceStack, StopRules, iter_propagate, iter_propagate_stack,
+)
+from napari_segany.engine.propagation.walk import stack_from_array
 from napari_segany.engine.propagation.prompts import (
     anisotropy, choose_candidate, enlarged_box, inner_points, rejection,
 )
@@ -246,10 +249,14 @@ class TimedOracle(Oracle):
 def test_a_missing_embedding_is_computed_when_the_walk_needs_it_not_during_a_decode():
     # on as many cores as torch threads, an encoder beside the decoder slows both down
     volume, truth = drifting_disk(n=10, seed_slice=4)
+    reads = []
+    plain = stack_from_array(volume, 0, (4,))
+    stack = SliceStack(plain.length, lambda i: reads.append(i) or plain.read(i), plain.to_rgb)
     oracle, cache = TimedOracle(), EmbeddingCache()
-    cold = nsa.propagate(volume, truth[4], 4, oracle, cache=cache, prefetch=2)
+    cold = run(iter_propagate_stack(stack, truth[4], 4, oracle, cache=cache, prefetch=2))
     assert oracle.encodes_during_decode == 0 and cold.encoded == 9 == len(cache)
-    warm = nsa.propagate(volume, truth[4], 4, oracle, cache=cache, prefetch=2)
+    assert sorted(reads) == list(range(10))  # a lazy source is read once per slice
+    warm = run(iter_propagate_stack(stack, truth[4], 4, oracle, cache=cache, prefetch=2))
     assert warm.encoded == 0 and warm.indices == cold.indices
 
 

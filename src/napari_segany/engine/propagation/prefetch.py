@@ -65,7 +65,8 @@ class EmbeddingPrefetcher:
         self._cursor = 0  # position in ``order`` the consumer needs now
         self._ready: dict[int, object] = {}  # position -> its cache entry or the exception
         self._taken: set[int] = set()  # positions being or already fetched
-        self._missing: set[int] = set()  # positions ahead of the cursor not in the cache
+        # positions ahead of the cursor not in the cache -> (raw slice, key), read once
+        self._missing: dict[int, tuple[np.ndarray, EmbeddingKey]] = {}
         self._thread: threading.Thread | None = None
 
     # --- consumer side ---------------------------------------------------------------------
@@ -112,6 +113,8 @@ class EmbeddingPrefetcher:
         until the cursor reaches them."""
         with self._cond:
             while not self._stop.is_set():
+                for stale in [p for p in self._missing if p < self._cursor]:
+                    del self._missing[stale]  # a direction that stopped early
                 end = min(len(self.order), self._cursor + self.ahead + 1)
                 for p in range(self._cursor, end):
                     encode = self.may_encode(p)
@@ -125,7 +128,7 @@ class EmbeddingPrefetcher:
         while (task := self._next_task()) is not None:
             position, encode = task
             try:
-                entry = self._embed(self.order[position], encode)
+                entry = self._embed(position, encode)
             except Cancelled:
                 return  # only close() cancels the encoder
             except BaseException as exc:  # handed to the consumer, which re-raises it
@@ -133,24 +136,30 @@ class EmbeddingPrefetcher:
             with self._cond:
                 if entry is None:  # not cached: computed once the cursor is there
                     self._taken.discard(position)
-                    self._missing.add(position)
                 elif position >= self._cursor:
                     self._ready[position] = entry
                 self._cond.notify_all()
 
-    def _embed(self, index: int, encode: bool) -> Embedding | None:
-        """The cached embedding of slice ``index``; computed (and cached) if ``encode``,
-        else None when it is not cached."""
-        raw = self.stack.read(index)
-        key = EmbeddingKey(slice_digest(raw), self.model_id, self.stack.normalisation)
+    def _embed(self, position: int, encode: bool) -> Embedding | None:
+        """The cached embedding of the slice at ``position``; computed (and cached) if
+        ``encode``, else None when it is not cached (its pixels kept for later: a lazy
+        source, e.g. dask or zarr, is read once)."""
+        raw, key = self._missing.pop(position, None) or self._read(self.order[position])
         entry = self.cache.get(key)
-        if entry is not None or not encode:
+        if entry is not None:
             return entry
+        if not encode:
+            self._missing[position] = raw, key
+            return None
         rgb = self.stack.to_rgb(raw)
         entry = self._encode(rgb)
         self.cache.put(key, entry)
         self.encoded += 1
         return entry
+
+    def _read(self, index: int) -> tuple[np.ndarray, EmbeddingKey]:
+        raw = self.stack.read(index)
+        return raw, EmbeddingKey(slice_digest(raw), self.model_id, self.stack.normalisation)
 
     def _encode(self, rgb: np.ndarray):
         if self._stop.is_set():
