@@ -5,10 +5,10 @@ process so both policies see the same load:
 
 * ``embedding``: one encode of a slice the way propagation encodes it (``encode_blocking``:
   ``iter_encode``'s helper thread), median of a few, measured right before each pair;
-* ``new``: a cold run with the engine's prefetcher (an embedding missing from the cache is
-  computed only once the walk asks for it);
-* ``old``: the same run with the previous policy (the prefetch thread encodes up to
-  ``prefetch`` slices ahead while the walk decodes), kept here as a subclass for comparison.
+* ``overlap``: a cold run as the engine runs it (``prefetch=2``: the prefetch thread encodes
+  the next slices while the walk decodes, both with all of torch's intra-op threads);
+* ``on demand``: the same run with ``prefetch=0``: a slice is encoded only once the walk
+  asks for it, never beside a decode (cost: encoder + decoder, no competition).
 
 Per run: wall s / decoded slice, the ratio to the embedding, and where the time went
 (encoder calls, decoder calls, the walk waiting for an embedding).
@@ -20,14 +20,9 @@ import statistics
 import time
 
 from napari_segany.engine.propagation import prefetch as prefetch_module
-from napari_segany.engine.propagation import walk as walk_module
 
-
-class OverlappingPrefetcher(prefetch_module.EmbeddingPrefetcher):
-    """The previous policy: encode ahead whenever the window allows, decoder or not."""
-
-    def may_encode(self, position: int) -> bool:
-        return True
+#: policy name -> the ``prefetch`` argument of the run
+POLICIES = {"overlap": 2, "on demand": 0}
 
 
 class Spans:
@@ -81,23 +76,18 @@ def embedding_s(model, volume, reps: int = 3) -> float:
     return statistics.median(times)
 
 
-def cold_run(volume, seed_mask, model, prefetcher_class) -> dict:
+def cold_run(volume, seed_mask, model, prefetch: int) -> dict:
     import napari_segany as nsa
     from napari_segany.engine.embeddings import EmbeddingCache
     from napari_segany.engine.propagation import StopRules
 
     rules = StopRules(min_score=None, max_area_ratio=None, stop_on_empty=False)
-    saved = walk_module.EmbeddingPrefetcher
-    walk_module.EmbeddingPrefetcher = prefetcher_class
-    try:
-        load = os.getloadavg()[0]
-        with Spans() as spans:
-            t0 = time.perf_counter()
-            result = nsa.propagate(volume, seed_mask, len(volume) // 2, model, rules=rules,
-                                   cache=EmbeddingCache())
-            wall = time.perf_counter() - t0
-    finally:
-        walk_module.EmbeddingPrefetcher = saved
+    load = os.getloadavg()[0]
+    with Spans() as spans:
+        t0 = time.perf_counter()
+        result = nsa.propagate(volume, seed_mask, len(volume) // 2, model, rules=rules,
+                               cache=EmbeddingCache(), prefetch=prefetch)
+        wall = time.perf_counter() - t0
     decoded = len(result.reports) - 1
     totals = spans.totals()
     return {"s_per_slice": wall / decoded, "encoded": result.encoded, "load": load,
@@ -105,7 +95,7 @@ def cold_run(volume, seed_mask, model, prefetcher_class) -> dict:
 
 
 def cold_ratios(model_for, volume, seed_mask, precisions=("fp32", "bf16"), pairs: int = 2) -> dict:
-    """{precision: [{"embedding_s", "new", "old"}, ...]}: ``pairs`` alternations each."""
+    """{precision: [{"embedding_s", policy: run, ...}, ...]}: ``pairs`` alternations each."""
     out = {}
     for precision in precisions:
         model = model_for(precision)
@@ -113,9 +103,9 @@ def cold_ratios(model_for, volume, seed_mask, precisions=("fp32", "bf16"), pairs
         rows = []
         for k in range(pairs):
             row = {"embedding_s": embedding_s(model, volume)}
-            order = [("new", prefetch_module.EmbeddingPrefetcher), ("old", OverlappingPrefetcher)]
-            for name, cls in order if k % 2 == 0 else order[::-1]:
-                row[name] = cold_run(volume, seed_mask, model, cls)
+            order = list(POLICIES.items())
+            for name, prefetch in order if k % 2 == 0 else order[::-1]:
+                row[name] = cold_run(volume, seed_mask, model, prefetch)
             rows.append(row)
         out[precision] = rows
     return out
@@ -127,7 +117,7 @@ def cold_table(ratios: dict, slices: int, side: int) -> str:
              "|---|---|---|---|---|---|---|"]
     for precision, rows in ratios.items():
         for row in rows:
-            for name in ("new", "old"):
+            for name in POLICIES:
                 r = row[name]
                 lines.append(
                     f"| {precision} | {name} | {r['s_per_slice']:.3f} | {row['embedding_s']:.3f} | "

@@ -15,8 +15,8 @@ Run (no display needed):
   start/stop of the prefetch thread); and a bare ``decode_lowres`` + ``mask_crop`` loop on
   one embedding as the floor.
 * cold vs embedding (``_cold_propagation.py``): per precision (fp32, bf16), cold runs with
-  the engine's policy (``new``: a slice missing from the cache is encoded only when the walk
-  needs it) and the previous one (``old``: encoded ahead while the walk decodes), alternating
+  the engine's policy (``overlap``, prefetch 2: the next slices are encoded while the walk
+  decodes) and ``on demand`` (prefetch 0: encoded only when the walk needs it), alternating
   in one process, against one embedding measured right before; the goal is a ratio <= 1.1.
   ``--cold-only`` runs just this part.
 * The machine may be shared: the load average is recorded before and after each phase,

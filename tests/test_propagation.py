@@ -226,38 +226,20 @@ def test_slices_past_a_stop_are_encoded_at_most_prefetch_ahead():
     assert visited <= set(oracle.encoded) <= visited | {13, 14}  # 15..23 never
 
 
-class TimedOracle(Oracle):
-    """An Oracle whose decoder takes a while and which notes encodes started meanwhile."""
-
-    def __init__(self):
-        super().__init__()
-        self.decoding, self.encodes_during_decode = False, 0
-
-    def encode(self, rgb):
-        self.encodes_during_decode += self.decoding
-        return super().encode(rgb)
-
-    def decode_lowres(self, *args):
-        self.decoding = True
-        time.sleep(0.02)  # the GIL is released, as during real torch work
-        try:
-            return super().decode_lowres(*args)
-        finally:
-            self.decoding = False
-
-
-def test_a_missing_embedding_is_computed_when_the_walk_needs_it_not_during_a_decode():
-    # on as many cores as torch threads, an encoder beside the decoder slows both down
+def test_a_lazy_source_is_read_once_per_slice_and_the_cache_filled():
     volume, truth = drifting_disk(n=10, seed_slice=4)
     reads = []
     plain = stack_from_array(volume, 0, (4,))
     stack = SliceStack(plain.length, lambda i: reads.append(i) or plain.read(i), plain.to_rgb)
-    oracle, cache = TimedOracle(), EmbeddingCache()
+    oracle, cache = Oracle(), EmbeddingCache()
     cold = run(iter_propagate_stack(stack, truth[4], 4, oracle, cache=cache, prefetch=2))
-    assert oracle.encodes_during_decode == 0 and cold.encoded == 9 == len(cache)
-    assert sorted(reads) == list(range(10))  # a lazy source is read once per slice
+    assert cold.encoded == 9 == len(cache)
+    assert sorted(reads) == list(range(10))  # the seed slice once (checked), the others once
     warm = run(iter_propagate_stack(stack, truth[4], 4, oracle, cache=cache, prefetch=2))
     assert warm.encoded == 0 and warm.indices == cold.indices
+    # prefetch=0: each slice encoded only when the walk needs it (bench_propagation's "on demand")
+    on_demand = run(iter_propagate_stack(stack, truth[4], 4, Oracle(), prefetch=0))
+    assert on_demand.encoded == 9 and on_demand.indices == cold.indices
 
 
 def test_cancel_raises_writes_nothing_and_leaves_no_thread():

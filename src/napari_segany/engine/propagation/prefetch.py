@@ -1,14 +1,8 @@
-"""Embeddings of the slices a propagation will visit, fetched ahead in one background thread.
+"""Embeddings of the slices a propagation will visit, computed ahead in one background thread.
 
-While the decoder works on slice ``k``, the thread looks up the next ``ahead`` slices of the
-visiting order in the cache (the in-memory LRU, or its on-disk store), so that a warm run
-costs only decoder time.  An embedding that is not cached is *computed* only once the walk
-asks for it (its cursor reached it), never while the walk decodes: the encoder and the
-decoder each use all of torch's intra-op threads, and on a machine with as many cores as
-threads running both at once makes them compete (OpenMP teams spinning on the same cores)
-instead of overlap.  Measured on 2 cores, mobile_sam on 512^2 slices: encoding the next
-slice during the decode cost 1.6x the encoder time per slice, encoding on demand about
-encoder + decoder (see ``benchmarks/bench_propagation.py``).  The consumer asks for slices
+While the decoder works on slice ``k``, the thread fetches (cache) or computes (encoder) the
+embeddings of the next ``ahead`` slices of the visiting order, so that a warm run costs only
+decoder time and a cold run overlaps decoding with encoding.  The consumer asks for slices
 in visiting order; slices it skips (a direction that stopped early) are never computed.
 
 Every embedding goes into the :class:`~..embeddings.EmbeddingCache` under the same key
@@ -64,9 +58,7 @@ class EmbeddingPrefetcher:
         self._stop = threading.Event()
         self._cursor = 0  # position in ``order`` the consumer needs now
         self._ready: dict[int, object] = {}  # position -> its cache entry or the exception
-        self._taken: set[int] = set()  # positions being or already fetched
-        # positions ahead of the cursor not in the cache -> (raw slice, key), read once
-        self._missing: dict[int, tuple[np.ndarray, EmbeddingKey]] = {}
+        self._taken: set[int] = set()  # positions being or already computed
         self._thread: threading.Thread | None = None
 
     # --- consumer side ---------------------------------------------------------------------
@@ -101,65 +93,41 @@ class EmbeddingPrefetcher:
             self._thread = None
 
     # --- thread side -----------------------------------------------------------------------
-    def may_encode(self, position: int) -> bool:
-        """Whether the thread may compute ``position``'s embedding now: only when the walk
-        needs it (see the module docstring: computing it during a decode costs more)."""
-        return position == self._cursor
-
-    def _next_task(self) -> tuple[int, bool] | None:
-        """(position, may it be encoded) of the next slice to fetch; None once closed.
-
-        Positions ahead of the cursor found missing from the cache wait in ``_missing``
-        until the cursor reaches them."""
+    def _next_position(self) -> int | None:
         with self._cond:
             while not self._stop.is_set():
-                for stale in [p for p in self._missing if p < self._cursor]:
-                    del self._missing[stale]  # a direction that stopped early
                 end = min(len(self.order), self._cursor + self.ahead + 1)
-                for p in range(self._cursor, end):
-                    encode = self.may_encode(p)
-                    if p not in self._taken and (encode or p not in self._missing):
-                        self._taken.add(p)
-                        return p, encode
+                todo = [p for p in range(self._cursor, end) if p not in self._taken]
+                if todo:
+                    self._taken.add(todo[0])
+                    return todo[0]
                 self._cond.wait()
         return None
 
     def _loop(self) -> None:
-        while (task := self._next_task()) is not None:
-            position, encode = task
+        while (position := self._next_position()) is not None:
             try:
-                entry = self._embed(position, encode)
+                entry = self._embed(self.order[position])
             except Cancelled:
                 return  # only close() cancels the encoder
             except BaseException as exc:  # handed to the consumer, which re-raises it
                 entry = exc
             with self._cond:
-                if entry is None:  # not cached: computed once the cursor is there
-                    self._taken.discard(position)
-                elif position >= self._cursor:
+                if position >= self._cursor:
                     self._ready[position] = entry
                 self._cond.notify_all()
 
-    def _embed(self, position: int, encode: bool) -> Embedding | None:
-        """The cached embedding of the slice at ``position``; computed (and cached) if
-        ``encode``, else None when it is not cached (its pixels kept for later: a lazy
-        source, e.g. dask or zarr, is read once)."""
-        raw, key = self._missing.pop(position, None) or self._read(self.order[position])
+    def _embed(self, index: int) -> Embedding:
+        raw = self.stack.read(index)
+        key = EmbeddingKey(slice_digest(raw), self.model_id, self.stack.normalisation)
         entry = self.cache.get(key)
         if entry is not None:
             return entry
-        if not encode:
-            self._missing[position] = raw, key
-            return None
         rgb = self.stack.to_rgb(raw)
         entry = self._encode(rgb)
         self.cache.put(key, entry)
         self.encoded += 1
         return entry
-
-    def _read(self, index: int) -> tuple[np.ndarray, EmbeddingKey]:
-        raw = self.stack.read(index)
-        return raw, EmbeddingKey(slice_digest(raw), self.model_id, self.stack.normalisation)
 
     def _encode(self, rgb: np.ndarray):
         if self._stop.is_set():
