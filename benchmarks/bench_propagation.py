@@ -2,7 +2,7 @@
 
 Run (no display needed):
 
-    python benchmarks/bench_propagation.py [--quick] [--threads 2]
+    python benchmarks/bench_propagation.py [--quick] [--threads 2] [--cold-only] [--pairs 2]
 
 * mobile_sam with random weights (timing does not depend on their values), stop rules off
   so that every slice is decoded (random weights give random scores and areas).
@@ -14,6 +14,11 @@ Run (no display needed):
   (``mask_crop``), and the rest (prompts from the bounding box, stop rules, bookkeeping,
   start/stop of the prefetch thread); and a bare ``decode_lowres`` + ``mask_crop`` loop on
   one embedding as the floor.
+* cold vs embedding (``_cold_propagation.py``): per precision (fp32, bf16), cold runs with
+  the engine's policy (``overlap``, prefetch 2: the next slices are encoded while the walk
+  decodes) and ``on demand`` (prefetch 0: encoded only when the walk needs it), alternating
+  in one process, against one embedding measured right before; the goal is a ratio <= 1.1.
+  ``--cold-only`` runs just this part.
 * The machine may be shared: the load average is recorded before and after each phase,
   and CPU time (process) is given beside wall time.
 
@@ -37,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _cold_propagation import cold_ratios, cold_table
 from _models import random_mobile_sam
 
 HERE = Path(__file__).resolve().parent
@@ -171,6 +177,14 @@ def upsample_ms(model, side: int, reps: int) -> dict:
     return out
 
 
+def model_with_precision(precision: str):
+    from napari_segany.models.precision import set_encoder_precision
+
+    model = random_mobile_sam()
+    set_encoder_precision(model, precision)
+    return model
+
+
 def scheduler() -> str:
     policy = os.sched_getscheduler(0)
     name = {os.SCHED_OTHER: "normal", os.SCHED_RR: "realtime (chrt -r)",
@@ -183,8 +197,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="8 slices, one warm run")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--side", type=int, default=512)
+    parser.add_argument("--cold-only", action="store_true", help="only cold vs embedding")
+    parser.add_argument("--pairs", type=int, default=2, help="new/old alternations per precision")
+    parser.add_argument("--slices", type=int, default=None, help="stack depth (32; --quick: 8)")
     args = parser.parse_args()
-    n = 8 if args.quick else 32
+    n = args.slices or (8 if args.quick else 32)
     torch.set_num_threads(args.threads)
     from napari_segany.engine.embeddings import EmbeddingCache
 
@@ -194,6 +211,13 @@ def main() -> None:
     results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
                "torch": torch.__version__, "threads": args.threads, "slices": n, "side": args.side,
                "model": "mobile_sam (random weights)", "scheduler": scheduler()}
+    results["cold_vs_embedding"] = cold_ratios(model_with_precision, volume, seed_mask,
+                                               pairs=args.pairs)
+    print(cold_table(results["cold_vs_embedding"], n, args.side), flush=True)
+    if args.cold_only:
+        (HERE / "results").mkdir(exist_ok=True)
+        (HERE / "results" / "propagation_cold.json").write_text(json.dumps(results, indent=2))
+        return
     results["cold"] = run_once(volume, seed_mask, model, cache)
     results["warm"] = warm_runs(volume, seed_mask, model, cache, 1 if args.quick else 3)
     results["bare_decoder_ms"] = bare_decoder_ms(model, volume, seed_mask, cache, 5 if args.quick else 15)

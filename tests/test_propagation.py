@@ -22,7 +22,10 @@ import napari_segany as nsa
 from napari_segany.engine.embeddings import Embedding, EmbeddingCache
 from napari_segany.engine.errors import Cancelled, ImageError
 from napari_segany.engine.progress import run
-from napari_segany.engine.propagation import PromptOptions, StopRules, iter_propagate
+from napari_segany.engine.propagation import (
+    PromptOptions, SliceStack, StopRules, iter_propagate, iter_propagate_stack,
+)
+from napari_segany.engine.propagation.walk import stack_from_array
 from napari_segany.engine.propagation.prompts import (
     anisotropy, choose_candidate, enlarged_box, inner_points, rejection,
 )
@@ -221,6 +224,22 @@ def test_slices_past_a_stop_are_encoded_at_most_prefetch_ahead():
     assert result.stops["forward"] == "empty" and result.reports[-1].index == 0
     visited = {r.index for r in result.reports} - {8}
     assert visited <= set(oracle.encoded) <= visited | {13, 14}  # 15..23 never
+
+
+def test_a_lazy_source_is_read_once_per_slice_and_the_cache_filled():
+    volume, truth = drifting_disk(n=10, seed_slice=4)
+    reads = []
+    plain = stack_from_array(volume, 0, (4,))
+    stack = SliceStack(plain.length, lambda i: reads.append(i) or plain.read(i), plain.to_rgb)
+    oracle, cache = Oracle(), EmbeddingCache()
+    cold = run(iter_propagate_stack(stack, truth[4], 4, oracle, cache=cache, prefetch=2))
+    assert cold.encoded == 9 == len(cache)
+    assert sorted(reads) == list(range(10))  # the seed slice once (checked), the others once
+    warm = run(iter_propagate_stack(stack, truth[4], 4, oracle, cache=cache, prefetch=2))
+    assert warm.encoded == 0 and warm.indices == cold.indices
+    # prefetch=0: each slice encoded only when the walk needs it (bench_propagation's "on demand")
+    on_demand = run(iter_propagate_stack(stack, truth[4], 4, Oracle(), prefetch=0))
+    assert on_demand.encoded == 9 and on_demand.indices == cold.indices
 
 
 def test_cancel_raises_writes_nothing_and_leaves_no_thread():
