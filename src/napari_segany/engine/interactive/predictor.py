@@ -29,6 +29,7 @@ import torch
 from ..embeddings import Embedding
 from ..errors import EmbeddingError, PromptError
 from ..images import to_uint8_rgb
+from .mask_region import region_mask
 from .masks import BBox, crop_to_bbox
 from .prompts import check_box, check_points
 from .transforms import transform_for
@@ -146,8 +147,18 @@ class Predictor:
 
     def mask(self, decoded: Logits, candidate: int = 0) -> tuple[BBox | None, np.ndarray]:
         """Candidate ``candidate`` at the image size, as (bounding box, bool crop)."""
-        low = decoded.low_res[:, candidate:candidate + 1]
-        return crop_to_bbox(self.upsample(low)[0, 0].cpu().numpy())
+        self._require_image()
+        low = decoded.low_res[0, candidate]
+        region = self._region_mask(low)
+        if region is not None:  # the same mask, upsampled only where it can be positive
+            return region
+        return crop_to_bbox(self.upsample(low).cpu().numpy())
+
+    def _region_mask(self, low: torch.Tensor):
+        steps = self.transform.upsample_steps(self.input_size, self.original_size)
+        if steps is None or low.device.type != "cpu":
+            return None
+        return region_mask(low, steps, self.model.mask_threshold)
 
     def predict(self, point_coords=None, point_labels=None, box=None, mask_input=None,
                 multimask_output: bool = True, return_logits: bool = False):
