@@ -14,11 +14,11 @@ from typing import Callable
 from ...engine.errors import SegAnyError
 from ..shared.workers import start_decode
 
-#: The decoder's intra-op threads in its worker.  A click also makes napari redraw (Xvfb and
-#: many Linux desktops draw OpenGL in software, on the same cores): with two threads the
-#: decoder's parallel regions wait for a thread the redraw pre-empted (86 ms wall for 44 ms
-#: CPU on 2 cores, docs/benchmarks.md); with one, the redraw keeps the other core.
-DECODE_THREADS = 1
+#: The decoder's intra-op threads in its worker (None: torch's count).  A click also makes
+#: napari redraw the new point while the decoder runs (Xvfb draws OpenGL in software, on the
+#: same cores).  One thread, leaving a core to the redraw, measured slower on 2 cores
+#: (bench_interactive.py compares both click by click: 116 vs 106 ms), so torch's count stays.
+DECODE_THREADS = None
 
 
 class DecodeQueue:
