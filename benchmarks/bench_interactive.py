@@ -11,7 +11,8 @@ machine were idle; the figures in docs/benchmarks.md say how they were taken.
   1024 x 1024 image whose embedding is cached.  Measured in the widget, from adding a point
   to the Points layer to the preview layer written (prompt grouping + decoder + upsampling
   of the one shown candidate + bounding-box write), without the 15 ms debounce and without
-  the canvas redraw; with the decoder in a worker (the widget's default) and on the GUI
+  the canvas redraw; with the decoder in a worker (the widget's default: torch's thread
+  count), in a worker with one intra-op thread, and on the GUI
   thread.  Thread CPU time is reported beside wall time: on a loaded machine the wall time
   includes waiting for a core.
 * commit: a new object (a disk of ~2,800 px) into a 2048 x 2048 uint32 Labels layer that
@@ -52,60 +53,81 @@ def cell_like_image(side: int) -> np.ndarray:
     return (transform.resize(cell, (side, side)) * 255).astype(np.uint8)
 
 
-def bench_click(viewer, widget, clicks: int, in_worker: bool) -> dict:
-    """Median ms from a point added to the Points layer to the preview written."""
+#: how the widget decodes: (decoder in a worker, its intra-op threads; None: torch's count)
+MODES = {"worker": (True, "default"), "worker_1_thread": (True, 1),
+         "gui_thread": (False, None)}
+
+
+class _Samples:
+    def __init__(self):
+        self.total, self.decode, self.cpu, self.add, self.write, self.areas = ([] for _ in range(6))
+
+
+def _one_click(widget, rc, samples: _Samples, record: bool) -> None:
+    """A point added to the Points layer, decoded at once (no debounce), preview written."""
     from qtpy.QtCore import QEventLoop
     from qtpy.QtWidgets import QApplication
 
-    widget.decoder.in_worker = in_worker
-    points = widget.prompts.points
+    widget.discard()
+    QApplication.processEvents()
+    t0 = time.perf_counter()
+    widget.prompts.points.add(rc)  # what a click in add mode does
+    t_add = time.perf_counter()
+    widget.prompt_preview.decode_now()  # the debounce timer's slot, called at once
+    while widget.decoder.busy:  # the worker's result, back on the GUI thread
+        QApplication.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents)
+    if record:
+        samples.total.append(time.perf_counter() - t0)
+        samples.add.append(t_add - t0)
+
+
+def bench_click(viewer, widget, clicks: int, modes) -> dict:
+    """Median ms from a point added to the Points layer to the preview written, the modes
+    alternating click by click (A/B in one run: a shared machine's load hits all alike)."""
+    from napari_segany.gui.interactive.decoding import DECODE_THREADS
+
     rng = np.random.default_rng(0)
-    total_s, decode_s, cpu_s, add_s = [], [], [], []
-    session = widget.session
+    samples = {mode: _Samples() for mode in modes}
+    current = [None, False]  # the mode's samples, whether this click is recorded
+    session, show = widget.session, widget.preview.show
     original = session._decode
 
     def timed_decode(*args):  # decoder + upsampling of the shown candidate + crop
         t0, c0 = time.perf_counter(), time.thread_time()
         out = original(*args)
-        decode_s.append(time.perf_counter() - t0)
-        cpu_s.append(time.thread_time() - c0)
+        if current[1]:
+            current[0].decode.append(time.perf_counter() - t0)
+            current[0].cpu.append(time.thread_time() - c0)
         return out
-
-    session._decode = timed_decode
-    show = widget.preview.show
-    write_s, areas = [], []
 
     def timed_show(masks):  # writing the preview layer (changed bounding boxes only)
         t0 = time.perf_counter()
         show(masks)
-        write_s.append(time.perf_counter() - t0)
-        areas.extend(m.area for m in masks)
+        if current[1] and masks:
+            current[0].write.append(time.perf_counter() - t0)
+            current[0].areas.extend(m.area for m in masks)
 
-    widget.preview.show = timed_show
+    session._decode, widget.preview.show = timed_decode, timed_show
     for i in range(clicks + 3):
-        widget.discard()
-        QApplication.processEvents()
         rc = rng.integers(100, 924, 2)
-        t0 = time.perf_counter()
-        points.add(rc)  # what a click in add mode does
-        t_add = time.perf_counter()
-        widget.prompt_preview.decode_now()  # the debounce timer's slot, called at once
-        while widget.decoder.busy:  # the worker's result, back on the GUI thread
-            QApplication.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents)
-        t1 = time.perf_counter()
-        if i >= 3:  # warm-up
-            total_s.append(t1 - t0)
-            add_s.append(t_add - t0)
-    session._decode = original
-    widget.preview.show = show
-    mode = "worker" if in_worker else "gui_thread"
-    return {f"preview_write_{mode}_ms": median_ms([t for t in write_s if t > 0][3:]),
-            "mask_area_px": int(np.median(areas)) if areas else 0,
-            f"points_add_{mode}_ms": median_ms(add_s),
-            f"click_to_preview_{mode}_ms": median_ms(total_s),
-            f"click_to_preview_{mode}_p90_ms": p90_ms(total_s),
-            f"decode_upsample_{mode}_ms": median_ms(decode_s[3:]),
-            f"decode_upsample_cpu_{mode}_ms": median_ms(cpu_s[3:])}
+        for mode in (modes if i % 2 == 0 else modes[::-1]):
+            in_worker, threads = MODES[mode]
+            widget.decoder.in_worker = in_worker
+            widget.decoder.threads = DECODE_THREADS if threads == "default" else threads
+            current[:] = samples[mode], i >= 3  # the first three: warm-up
+            _one_click(widget, rc, samples[mode], i >= 3)
+    session._decode, widget.preview.show = original, show
+    return {key: value for mode in modes for key, value in _summary(mode, samples[mode]).items()}
+
+
+def _summary(mode: str, s: _Samples) -> dict:
+    return {f"preview_write_{mode}_ms": median_ms(s.write) if s.write else 0.0,
+            f"mask_area_{mode}_px": int(np.median(s.areas)) if s.areas else 0,
+            f"points_add_{mode}_ms": median_ms(s.add),
+            f"click_to_preview_{mode}_ms": median_ms(s.total),
+            f"click_to_preview_{mode}_p90_ms": p90_ms(s.total),
+            f"decode_upsample_{mode}_ms": median_ms(s.decode),
+            f"decode_upsample_cpu_{mode}_ms": median_ms(s.cpu)}
 
 
 def labels_with_objects(side: int, n: int, seed: int = 0) -> np.ndarray:
@@ -179,10 +201,11 @@ def main() -> None:
     widget.compute_embedding()
     embed_s = time.perf_counter() - t0
     results = {"machine": f"{platform.processor() or platform.machine()}, {args.threads} threads",
-               "load_average_at_start": os.getloadavg()[0], "viewer_shown": not args.hidden,
+               "load_average_at_start": os.getloadavg()[0],
+               "viewer_shown": not args.hidden,
                "torch": torch.__version__, "model_load_s": load_s, "embedding_s": embed_s}
-    for in_worker in (False, True):
-        results.update(bench_click(viewer, widget, 10 if args.quick else 40, in_worker))
+    results.update(bench_click(viewer, widget, 10 if args.quick else 40, list(MODES)))
+    results["load_average_after_clicks"] = os.getloadavg()[0]
     results.update(bench_commit(viewer, widget, 10 if args.quick else 30))
     viewer.close()
 
@@ -199,10 +222,12 @@ TABLE = """
 |---|---|---|
 | click -> preview written, decoder in a worker (the widget's way) | {click_to_preview_worker_ms:.1f} ms | {click_to_preview_worker_p90_ms:.1f} ms |
 | of which decoder + upsampling one candidate (wall / thread CPU) | {decode_upsample_worker_ms:.1f} / {decode_upsample_cpu_worker_ms:.1f} ms | |
+| click -> preview written, decoder in a worker with one intra-op thread | {click_to_preview_worker_1_thread_ms:.1f} ms | {click_to_preview_worker_1_thread_p90_ms:.1f} ms |
+| of which decoder + upsampling one candidate (wall / thread CPU) | {decode_upsample_worker_1_thread_ms:.1f} / {decode_upsample_cpu_worker_1_thread_ms:.1f} ms | |
 | click -> preview written, decoder on the GUI thread | {click_to_preview_gui_thread_ms:.1f} ms | {click_to_preview_gui_thread_p90_ms:.1f} ms |
 | of which decoder + upsampling one candidate (wall / thread CPU) | {decode_upsample_gui_thread_ms:.1f} / {decode_upsample_cpu_gui_thread_ms:.1f} ms | |
 | of which napari's own Points.add (the click itself) | {points_add_gui_thread_ms:.1f} ms | |
-| of which writing the preview layer (mask of {mask_area_px} px) | {preview_write_gui_thread_ms:.1f} ms | |
+| of which writing the preview layer (mask of {mask_area_gui_thread_px} px) | {preview_write_gui_thread_ms:.1f} ms | |
 | commit into 2048 x 2048 Labels with 1,000 objects (undo-aware) | {commit_ms:.2f} ms | {commit_p90_ms:.2f} ms |
 | engine commit_mask alone (bbox, preserve) | {commit_mask_engine_ms:.3f} ms | |
 | naive commit (full-size mask + max scan), for reference | {naive_full_array_ms:.1f} ms | |

@@ -149,3 +149,21 @@ def test_the_fallback_restores_the_process_wide_count(monkeypatch):
     thread.join()
     assert seen == [1]
     assert torch.get_num_threads() == 2 and torch_state.new_thread_num_threads() == 2
+
+
+def test_a_lent_thread_gets_its_count_back():
+    """``threads_of_this_thread``: the decode worker's count inside the block only, so the
+    napari pool thread runs its next job (an embedding) with all of torch's threads."""
+    before, seen = torch_state.snapshot(), []
+
+    def job():
+        own = torch.get_num_threads()
+        with torch_state.threads_of_this_thread(1):
+            seen.append(torch.get_num_threads())
+        seen.append(torch.get_num_threads() == own)
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    thread.join()
+    assert seen == [1, True]
+    assert torch_state.snapshot() == before

@@ -28,6 +28,7 @@ public job compares two snapshots).
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import threading
@@ -86,6 +87,19 @@ def limit_this_thread(n: int = 1) -> None:
                                     name="segany-torch-restore")
         restorer.start()  # restores the process-wide count; this thread keeps n
         restorer.join()
+
+
+@contextlib.contextmanager
+def threads_of_this_thread(n: int):
+    """The calling thread computes with ``n`` intra-op threads inside the block, then with
+    its own count again: a pool thread (napari's workers) is lent, not changed for the next
+    job it runs."""
+    before = torch.get_num_threads()
+    limit_this_thread(n)
+    try:
+        yield
+    finally:
+        limit_this_thread(before)
 
 
 def _set_per_thread(n: int) -> bool:

@@ -101,6 +101,14 @@ class LongestSideTransform:
             return masks  # same-size bilinear resampling is the identity: skip it
         return F.interpolate(masks, tuple(original_size), mode="bilinear", align_corners=False)
 
+    def upsample_steps(self, input_size, original_size):
+        """:meth:`postprocess_masks` as one interpolation ``(mode, out_size, keep)`` (see
+        :mod:`.mask_region`), or None when it takes two (an image of another size than the
+        resized frame)."""
+        if tuple(input_size) != tuple(original_size):
+            return None
+        return "bilinear", (self.target_length, self.target_length), tuple(input_size)
+
 
 class StretchTransform(LongestSideTransform):
     """EfficientSAM: stretch to a square without padding; bicubic mask upsampling."""
@@ -133,6 +141,9 @@ class StretchTransform(LongestSideTransform):
     def postprocess_masks(self, low_res: torch.Tensor, input_size, original_size) -> torch.Tensor:
         return F.interpolate(low_res, tuple(original_size), mode="bicubic", align_corners=False)
 
+    def upsample_steps(self, input_size, original_size):
+        return "bicubic", tuple(original_size), tuple(original_size)
+
 
 class AntialiasStretchTransform(StretchTransform):
     """SAM 2's ``SAM2Transforms``: ``/255``, bilinear *antialiased* resize of the float
@@ -159,6 +170,9 @@ class AntialiasStretchTransform(StretchTransform):
 
     def postprocess_masks(self, low_res: torch.Tensor, input_size, original_size) -> torch.Tensor:
         return F.interpolate(low_res, tuple(original_size), mode="bilinear", align_corners=False)
+
+    def upsample_steps(self, input_size, original_size):
+        return "bilinear", tuple(original_size), tuple(original_size)
 
 
 def transform_for(spec: ModelSpec) -> LongestSideTransform:

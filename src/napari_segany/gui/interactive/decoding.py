@@ -14,11 +14,18 @@ from typing import Callable
 from ...engine.errors import SegAnyError
 from ..shared.workers import start_decode
 
+#: The decoder's intra-op threads in its worker (None: torch's count).  A click also makes
+#: napari redraw the new point while the decoder runs (Xvfb draws OpenGL in software, on the
+#: same cores).  One thread, leaving a core to the redraw, measured slower on 2 cores
+#: (bench_interactive.py compares both click by click: 116 vs 106 ms), so torch's count stays.
+DECODE_THREADS = None
+
 
 class DecodeQueue:
     def __init__(self, on_result: Callable, on_error: Callable[[Exception], None]):
         self.on_result, self.on_error = on_result, on_error
         self.in_worker = True  # False: decode on the GUI thread (the benchmark compares)
+        self.threads: int | None = DECODE_THREADS  # in the worker; None: torch's count
         self.worker = None
         self._pending = None  # (session, prompts) that arrived during a decode
         self._generation = 0
@@ -40,7 +47,7 @@ class DecodeQueue:
                 return self._failed(exc, generation)
             return self._done(session, result, generation)
         self.worker = start_decode(
-            session, prompts,
+            session, prompts, threads=self.threads,
             on_done=lambda result: self._done(session, result, generation),
             on_error=lambda exc: self._failed(exc, generation))
 

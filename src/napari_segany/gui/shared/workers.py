@@ -16,6 +16,7 @@ import numpy as np
 from napari.qt.threading import create_worker
 
 from ...engine.embeddings import CacheEntry, EmbeddingKey, iter_encode
+from ...engine import torch_state
 from ...engine.errors import SegAnyError
 
 
@@ -86,17 +87,22 @@ def start_model_load(name, checkpoint, device, *, on_done, on_error, where=None,
     return worker
 
 
-def _decode(session, prompts):
+def _decode(session, prompts, threads):
     try:
-        return session.decode(prompts)
+        if threads is None:
+            return session.decode(prompts)
+        with torch_state.threads_of_this_thread(threads):
+            return session.decode(prompts)
     except RuntimeError as exc:  # torch's errors: keep them apart from our PromptError
         raise WorkerFailure(f"The mask decoder failed: {exc}") from exc
 
 
-def start_decode(session, prompts, *, on_done, on_error):
+def start_decode(session, prompts, *, on_done, on_error, threads: int | None = None):
     """``InteractiveSession.decode`` in a worker: one decode of mobile_sam/SAM costs 50-80 ms
-    of CPU on two cores (docs/benchmarks.md), too long for the GUI thread."""
-    worker = create_worker(_decode, session, prompts, _start_thread=False, _ignore_errors=True)
+    of CPU on two cores (docs/benchmarks.md), too long for the GUI thread.  ``threads``: the
+    worker's intra-op threads for this decode (None: torch's count)."""
+    worker = create_worker(_decode, session, prompts, threads, _start_thread=False,
+                           _ignore_errors=True)
     worker.returned.connect(on_done)
     worker.errored.connect(on_error)
     worker.start()
