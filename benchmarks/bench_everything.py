@@ -17,6 +17,11 @@ the filters off (all 3,072 candidates upsampled: the upper bound of a real image
 random detector saturates at ``max_det`` = 300 boxes (every score is ~0.51 > conf); a real
 detector on a microscopy field returns one box per object, hence the ``max_det=64`` case.
 
+``--precision fp32 bf16`` loads the model (and the detector / FastSAM) in each precision in
+one process and times them alternately, ``--repeats`` times (median wall time per precision):
+a bf16 model runs its encoder and, in grid and object-aware, its batched mask decoder in
+bfloat16 (``engine/everything/batch_network.py``).  ``--size 512`` for a quicker run.
+
 Prints a markdown table for docs/benchmarks.md and writes benchmarks/results/everything.json
 (``--out``).  The 1-minute load average is printed: on a shared machine it inflates wall
 times.  ``chrt -r 10`` in front (root) gives the processes the cores as if the machine were
@@ -38,7 +43,7 @@ import numpy as np
 from _models import random_mobile_sam
 
 HERE = Path(__file__).resolve().parent
-PARITY = HERE.parents[1] / "shared" / "parity"
+PARITY = Path(os.environ.get("NAPARI_SEGANY_SHARED", HERE.parents[1] / "shared")) / "parity"
 DETECTOR = PARITY / "mobilesamv2_objectaware" / "ObjectAwareModel.synth-seed0.pt"
 FASTSAM = PARITY / "fastsam_s" / "FastSAM-s.synth-seed0.pt"
 OFF = dict(pred_iou_thresh=0.0, stability_score_thresh=0.0)
@@ -75,41 +80,60 @@ def memory_mb(field: str) -> float:
     return float("nan")
 
 
-def run_case(name: str, threads: int) -> dict:
-    """One case in this process: load, then time segment_everything once."""
+def load_models(method: str, precision: str) -> tuple:
+    """(model, detector or None) of ``method`` in ``precision``."""
+    import copy
+
+    import napari_segany as nsa
+    from napari_segany.models.precision import set_encoder_precision
+
+    if method == "fastsam":
+        return nsa.load_model("fastsam_s", checkpoint=FASTSAM, device="cpu", precision=precision), None
+    model = set_encoder_precision(copy.deepcopy(random_mobile_sam()), precision)
+    detector = None
+    if method == "object_aware":
+        detector = nsa.load_model("mobilesamv2_objectaware", checkpoint=DETECTOR, device="cpu",
+                                  precision=precision)
+    return model, detector
+
+
+def run_case(name: str, threads: int, precisions=("fp32",), repeats: int = 1,
+             size: int = 1024) -> list[dict]:
+    """One case in this process: load each precision, then time segment_everything
+    ``repeats`` times per precision, the precisions alternating (same load for each)."""
     import torch
 
     import napari_segany as nsa
 
     torch.set_num_threads(threads)
     method, params, _ = CASES[name]
-    image = test_image()
-    detector = None
-    if method == "fastsam":
-        model = nsa.load_model("fastsam_s", checkpoint=FASTSAM, device="cpu")
-    else:
-        model = random_mobile_sam()
-        if method == "object_aware":
-            detector = nsa.load_model("mobilesamv2_objectaware", checkpoint=DETECTOR, device="cpu")
+    image = test_image(size)
+    loaded = {p: load_models(method, p) for p in precisions}
     rss_loaded = memory_mb("VmRSS")
-    reports = []
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = nsa.segment_everything(image, model, method, detector=detector,
-                                    callback=reports.append, **params)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {
-        "case": name, "method": method, "params": params, "threads": threads, "wall_s": round(wall, 2),
-        "cpu_s": round(cpu, 2), "prompts_decoded": result.n_prompts, "masks": len(result),
-        "progress_reports": len(reports), "rss_after_load_mb": round(rss_loaded),
-        "peak_rss_mb": round(memory_mb("VmHWM")),
-    }
+    times = {p: [] for p in precisions}
+    for _ in range(repeats):
+        for precision, (model, detector) in loaded.items():
+            reports = []
+            wall, cpu = time.perf_counter(), time.process_time()
+            result = nsa.segment_everything(image, model, method, detector=detector,
+                                            callback=reports.append, **params)
+            times[precision].append((time.perf_counter() - wall, time.process_time() - cpu,
+                                     result.n_prompts, len(result), len(reports)))
+    return [{"case": name, "method": method, "params": params, "threads": threads,
+             "precision": p, "size": size, "wall_s_each": [round(t[0], 2) for t in runs],
+             "wall_s": round(float(np.median([t[0] for t in runs])), 2),
+             "cpu_s": round(float(np.median([t[1] for t in runs])), 2),
+             "prompts_decoded": runs[-1][2], "masks": runs[-1][3], "progress_reports": runs[-1][4],
+             "rss_after_load_mb": round(rss_loaded), "peak_rss_mb": round(memory_mb("VmHWM"))}
+            for p, runs in times.items()]
 
 
-def run_in_subprocess(name: str, threads: int) -> dict:
+def run_in_subprocess(name: str, args) -> list[dict]:
     env = {**os.environ, "PYTHONPATH": str(HERE.parent / "src")}
-    out = subprocess.run([sys.executable, __file__, "--one", name, "--threads", str(threads)],
-                         capture_output=True,
-                         text=True, env=env, check=False)
+    out = subprocess.run([sys.executable, __file__, "--one", name, "--threads", str(args.threads),
+                          "--precision", *args.precision, "--repeats", str(args.repeats),
+                          "--size", str(args.size)],
+                         capture_output=True, text=True, env=env, check=False)
     if out.returncode:
         raise RuntimeError(f"case {name} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -117,12 +141,13 @@ def run_in_subprocess(name: str, threads: int) -> dict:
 
 def table(rows: list[dict]) -> str:
     grid = next((r["prompts_decoded"] for r in rows if r["case"] == "grid"), None)
-    lines = ["| case | wall s | CPU s | prompts decoded | fewer than grid | masks | peak RSS MB |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| case | precision | wall s | CPU s | prompts decoded | fewer than grid | masks "
+             "| peak RSS MB |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = f"{grid / r['prompts_decoded']:.1f}x" if grid and r["prompts_decoded"] else "no decoder"
-        lines.append(f"| {CASES[r['case']][2]} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
-                     f"{r['prompts_decoded']} | {ratio} | {r['masks']} | {r['peak_rss_mb']} |")
+        lines.append(f"| {CASES[r['case']][2]} | {r['precision']} | {r['wall_s']:.1f} | "
+                     f"{r['cpu_s']:.1f} | {r['prompts_decoded']} | {ratio} | {r['masks']} | "
+                     f"{r['peak_rss_mb']} |")
     return "\n".join(lines)
 
 
@@ -132,21 +157,26 @@ def main() -> None:
     parser.add_argument("--label", default="", help="a note stored with the figures (e.g. chrt)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "everything.json")
+    parser.add_argument("--precision", nargs="+", choices=("fp32", "bf16"), default=["fp32"],
+                        help="model precisions, timed alternately in one process per case")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per precision (median)")
+    parser.add_argument("--size", type=int, default=1024, help="image side (default 1024)")
     parser.add_argument("--one", choices=list(CASES), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_case(args.one, args.threads)))
+        print(json.dumps(run_case(args.one, args.threads, args.precision, args.repeats, args.size)))
         return
     rows, loads = [], []
     for name in args.cases:
         loads.append(os.getloadavg()[0])
-        rows.append(run_in_subprocess(name, args.threads))
-        rows[-1]["load_average_1min_before"] = round(loads[-1], 2)
-        print(f"{name}: {rows[-1]}", file=sys.stderr)
+        for row in run_in_subprocess(name, args):
+            rows.append({**row, "load_average_1min_before": round(loads[-1], 2)})
+            print(f"{name}: {rows[-1]}", file=sys.stderr)
     loads.append(os.getloadavg()[0])
     print(table(rows))
-    print(f"\n{args.threads} torch thread(s); load average (1 min) before each case and at the "
-          f"end: {', '.join(f'{v:.1f}' for v in loads)}; {os.cpu_count()} CPUs")
+    print(f"\n{args.size} x {args.size}; {args.threads} torch thread(s); median of "
+          f"{args.repeats} run(s) per precision, alternating; load average (1 min) before each "
+          f"case and at the end: {', '.join(f'{v:.1f}' for v in loads)}; {os.cpu_count()} CPUs")
     args.out.parent.mkdir(exist_ok=True)
     args.out.write_text(json.dumps({"machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
                                     "threads": args.threads, "label": args.label,

@@ -23,6 +23,8 @@ model again.
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -71,15 +73,41 @@ def set_encoder_precision(model: nn.Module, precision: str) -> nn.Module:
             f"This model's encoder was rounded to {current}; load the model again for {precision}."
         )
     encoder = encoder_of(model)
-    _cast_encoder(encoder, DTYPES[precision])
+    _cast_module(encoder, DTYPES[precision])
     if precision == "bf16" and callable(getattr(encoder, "set_channels_last", None)):
         encoder.set_channels_last(True)
     model.precision = precision
     return model
 
 
-def _cast_encoder(encoder: nn.Module, dtype: torch.dtype) -> None:
-    """Cast floating parameters/buffers of ``encoder`` to ``dtype``, except the kept ones.
+def bf16_decoding_twin(model: nn.Module) -> nn.Module | None:
+    """A copy of ``model`` whose ``decode`` computes the parts named by the network's
+    ``bf16_decoder_parts`` in bfloat16 (norms and positional tables kept float32, as in
+    the encoder); None for a network that declares none (its decoder stays float32).
+
+    For everything mode's batched decoding, where each part's matmuls span the 4096 image
+    tokens of every prompt; a single click gains nothing from bfloat16 (too small), so the
+    model's own decoder stays float32.  Only the decoder module holding the parts is copied
+    (a few MB); the encoder and every other child are shared with ``model``.  The network
+    code casts at the parts' edges and returns float32 logits and IoUs.
+    """
+    parts = getattr(model, "bf16_decoder_parts", ())
+    if not parts:
+        return None
+    copied = {part.split(".")[0] for part in parts}
+    # deepcopy reuses what the memo maps: the shared children and tensors are not copied
+    memo = {id(child): child for name, child in model.named_children() if name not in copied}
+    memo.update({id(t): t for t in (*model._parameters.values(), *model._buffers.values())})
+    with torch.inference_mode(False):  # plain tensors even when asked inside inference_mode
+        twin = copy.deepcopy(model, memo)
+        for part in parts:
+            _cast_module(twin.get_submodule(part), torch.bfloat16)
+    return twin.eval()
+
+
+def _cast_module(encoder: nn.Module, dtype: torch.dtype) -> None:
+    """Cast floating parameters/buffers of ``encoder`` (or of a decoder part) to ``dtype``,
+    except the kept ones.
 
     ``param.data`` is replaced (not the Parameter), so references to the parameters stay
     valid; version-keyed caches (TinyViT's folded weights) see the new dtype and rebuild.

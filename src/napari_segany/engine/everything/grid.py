@@ -23,6 +23,7 @@ from ..detection.boxes import batched_nms, box_area
 from ..embeddings import Embedding
 from ..interactive import Predictor
 from ..progress import Job, Progress
+from .batch_network import batch_network
 from .candidates import Candidates
 from .methods import checked_params
 from .parallel import check_cancel, decode_workers, ordered_map
@@ -171,12 +172,15 @@ def _process_batch(predictor: Predictor, points: np.ndarray, crop_box, orig_size
 
 def decode_in_steps(predictor: Predictor, cancel, multimask_output: bool, **prompts):
     """``predictor.decode_batch`` over a batch of prompts, :data:`DECODE_STEP` at a time,
-    with ``cancel`` checked between steps; (low-res logits, IoU) of the whole batch."""
+    with ``cancel`` checked between steps; (low-res logits, IoU) of the whole batch, float32
+    (a bf16 model decodes with :func:`.batch_network.batch_network`)."""
     n = len(next(v for v in prompts.values() if v is not None))
     parts = []
+    network = batch_network(predictor.model)  # a bf16 model's bfloat16 decoder
     with torch.inference_mode():
         for start in range(0, n, DECODE_STEP):
             check_cancel(cancel)
             step = {k: None if v is None else v[start:start + DECODE_STEP] for k, v in prompts.items()}
-            parts.append(predictor.decode_batch(**step, multimask_output=multimask_output))
+            parts.append(predictor.decode_batch(**step, multimask_output=multimask_output,
+                                                network=network))
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])

@@ -222,14 +222,18 @@ class Predictor:
         return logits if return_logits else logits > self.model.mask_threshold
 
     def decode_batch(self, point_coords=None, point_labels=None, boxes=None, mask_input=None,
-                     multimask_output: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                     multimask_output: bool = True, network=None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The decoder on prompts already in the model-input frame (B prompt sets at once, as
-        everything mode sends them): (B, M, h, w) low-res logits, (B, M) IoU predictions."""
+        everything mode sends them): (B, M, h, w) low-res logits, (B, M) IoU predictions.
+        ``network``: whose ``decode`` runs (default the model; everything mode may pass the
+        model's bfloat16 decoding twin, which shares its prompt frame)."""
         self._require_image()
         levels = self._decoder_levels
         features = levels[0] if len(levels) == 1 else levels  # multi-level models take all
+        network = self.model if network is None else network
         with torch.inference_mode():
-            return self.model.decode(
+            return network.decode(
                 features, point_coords=point_coords, point_labels=point_labels, boxes=boxes,
                 mask_input=mask_input, multimask_output=multimask_output,
             )

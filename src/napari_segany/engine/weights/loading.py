@@ -47,7 +47,9 @@ def load_model(name: str | ModelSpec, checkpoint=None, device=None,
         precision: the encoder's precision: "fp32" (default: the exact path the parity tests
             check), "bf16", or "auto" (bf16 where the hardware runs it fast: AMX-BF16 CPUs,
             bf16 CUDA; see :func:`napari_segany.engine.precision.resolve_precision`).  The
-            decoder always runs in float32; ``model.precision`` says what was chosen.
+            decoder runs in float32, except everything mode's batched decoding of a bf16
+            SAM / MobileSAM (``engine/everything/batch_network.py``); ``model.precision``
+            says what was chosen.
 
     Returns:
         The network in eval mode, with ``.spec`` (its ModelSpec) and ``.checkpoint_path``.

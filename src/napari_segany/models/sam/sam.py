@@ -70,6 +70,10 @@ class Sam(nn.Module):
     mask_threshold: float = 0.0
     supports_mask_input: bool = True
     precision: str = "fp32"  # of the image encoder; set by models.precision.set_encoder_precision
+    #: cast to bfloat16 in everything mode's batched decoder of a bf16 model
+    #: (models.precision.bf16_decoding_twin): the matmuls over the 4096 image tokens
+    bf16_decoder_parts: tuple[str, ...] = ("mask_decoder.transformer",
+                                           "mask_decoder.output_upscaling")
 
     def __init__(
         self, image_encoder: nn.Module, prompt_encoder: PromptEncoder,
