@@ -125,7 +125,7 @@ def _free_between_modules():
 #: Modules that hold the largest models run first, while the process is still small (the
 #: GUI tests leave napari's own allocations behind).
 LARGEST_FIRST = ("tests/models/test_sam_vit_l.py", "tests/models/test_sam_networks.py",
-                 "tests/test_precision_accuracy.py")
+                 "tests/test_precision_accuracy.py", "tests/test_yolo_parity.py")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -33,7 +33,7 @@ def _with_dfl_kernel(sd: dict) -> dict:
     return sd
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def models(parity_dir, synth_state_dict):
     """Float32 eval networks prepared as load_model does (reader -> build -> strict load -> prepare)."""
     out = {}
@@ -49,12 +49,12 @@ def models(parity_dir, synth_state_dict):
     return out
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cases(parity_dir):
     return {case: dict(np.load(parity_dir / case / "case.npz")) for case in CASES}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def forwards(models, cases):
     """Our letterboxed input and head outputs per case (one forward each)."""
     out = {}
