@@ -5,9 +5,9 @@ process so both policies see the same load:
 
 * ``embedding``: one encode of a slice the way propagation encodes it (``encode_blocking``:
   ``iter_encode``'s helper thread), median of a few, measured right before each pair;
-* ``overlap``: a cold run as the engine runs it (``prefetch=2``: the prefetch thread encodes
+* ``overlap``: a cold run with ``prefetch=2`` (the prefetch thread encodes
   the next slices while the walk decodes, both with all of torch's intra-op threads);
-* ``on demand``: the same run with ``prefetch=0``: a slice is encoded only once the walk
+* ``on demand``: the engine's default, ``prefetch=0``: a slice is encoded only once the walk
   asks for it, never beside a decode (cost: encoder + decoder, no competition).
 
 Per run: wall s / decoded slice, the ratio to the embedding, and where the time went
