@@ -8,7 +8,9 @@ matmuls; TinyViT counted on its reference path, same maths as the fast path), se
 end to end (promptable models: ``Predictor.set_image``, i.e. preprocessing + encoder;
 YOLO models: letterbox + network forward, without NMS / mask assembly), median of
 ``runs`` alternating fp32 / bf16 runs, GFLOP/s and % of the matmul peak of that dtype
-measured in the same process (``bench_peak.py``).  ``--profile`` prints the
+measured in the same process (``bench_peak.py``), and the accuracy of bf16 against fp32
+(``_precision_accuracy.py``: embedding or head-output relative error, mask IoUs).
+``--profile`` prints the
 ``torch.profiler`` op table (self CPU time) of one pass per precision, and the ops of the
 bf16 pass that take float32 tensors (to show there is no silent float32 fallback).
 On a loaded machine, ``OMP_WAIT_POLICY=PASSIVE`` keeps spinning OpenMP threads from
@@ -34,6 +36,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import napari_segany as nsa
+from _precision_accuracy import accuracy, accuracy_cells, accuracy_image
 from bench_core import synthesized_weights
 from bench_peak import cpu_summary, load_average, measure_peaks, peaks_markdown
 from napari_segany.engine.detection import yolo as D
@@ -155,6 +158,7 @@ def bench_model(name: str, image: np.ndarray, runs: int, warmup: int, peaks: dic
         median = statistics.median(seconds)
         row[key] = {"s": median, "min_s": min(seconds), "gflops": gflop / median,
                     "pct_peak": 100 * gflop / median / peaks[key]["peak"]}
+    row["accuracy"] = accuracy(fp32, bf16, accuracy_image())
     if profile:
         row["profile"] = {key: profile_table(fn) for key, fn in runners.items()}
         row["bf16_float32_ops"] = float32_ops(runners["bf16"])
@@ -163,15 +167,16 @@ def bench_model(name: str, image: np.ndarray, runs: int, warmup: int, peaks: dic
 
 def markdown(rows: list[dict]) -> str:
     head = ("| model | GFLOP | fp32 s | fp32 GFLOP/s | fp32 % peak | bf16 s | bf16 GFLOP/s "
-            "| bf16 % peak | bf16 speed-up | target s (AMX) |")
-    lines = [head, "|---|" + "---:|" * 9]
+            "| bf16 % peak | bf16 speed-up | target s (AMX) | bf16 rel. error "
+            "| bf16 mask IoU median / min |")
+    lines = [head, "|---|" + "---:|" * 11]
     for r in rows:
         a, b = r["fp32"], r["bf16"]
         target = f"{r['target_s']:.2f}" if r["target_s"] else ""
         lines.append(
             f"| {r['model']} | {r['gflop']:.0f} | {a['s']:.3f} | {a['gflops']:.0f} | "
             f"{a['pct_peak']:.0f} | {b['s']:.3f} | {b['gflops']:.0f} | {b['pct_peak']:.0f} | "
-            f"{a['s'] / b['s']:.2f}x | {target} |")
+            f"{a['s'] / b['s']:.2f}x | {target} | {accuracy_cells(r)} |")
     return "\n".join(lines)
 
 
