@@ -102,24 +102,27 @@ class MaskDecoder(nn.Module):
 
         The transformer and the upscaling compute in their weights' dtype (bfloat16 in
         everything mode's bf16 decoder, ``models.precision.bf16_decoding_twin``); the token
-        heads and the final logits stay float32: the IoU is compared with thresholds and
-        the logits' sign is the mask.  In float32 every cast returns its tensor itself.
+        heads and the final logits stay float32 there: the IoU is compared with thresholds
+        and the logits' sign is the mask.  The heads and logits follow the heads' dtype, so a
+        model cast as a whole (``model.to(torch.bfloat16)``) runs in that dtype throughout.
+        In float32 every cast returns its tensor itself.
         """
         b = sparse.shape[0]
         dtype = self.output_upscaling[0].weight.dtype
+        head_dtype = self.iou_prediction_head.layers[0].weight.dtype
         out_tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
         tokens = torch.cat([out_tokens.unsqueeze(0).expand(b, -1, -1), sparse], dim=1)
         src = image_embeddings + dense  # batch 1 stays 1 (shared)
         h, w = src.shape[-2:]
         hs, keys = self.transformer(src.to(dtype), image_pe.to(dtype), tokens.to(dtype))
-        hs = hs.float()
+        hs = hs.to(head_dtype)
 
         # only the returned masks' hypernetworks run; the transformer needs all tokens
         chosen = range(1, self.num_mask_tokens) if multimask_output else range(1)
         hyper_in = torch.stack(
             [self.output_hypernetworks_mlps[i](hs[:, 1 + i]) for i in chosen], dim=1
         )  # (B, M, C/8)
-        up = self._upscale(keys, h, w).float()  # (Bk, h, w, 2, 2, 2, 2, C/8)
+        up = self._upscale(keys, h, w).to(head_dtype)  # (Bk, h, w, 2, 2, 2, 2, C/8)
         m = hyper_in.shape[1]
         masks = up.flatten(1, -2) @ hyper_in.transpose(1, 2)  # (B, h*w*16, M)
         masks = masks.view(-1, h, w, 2, 2, 2, 2, m).permute(0, 7, 1, 3, 5, 2, 4, 6)
