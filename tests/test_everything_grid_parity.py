@@ -38,28 +38,16 @@ def amg_case(request, parity_dir, synth_state_dict, parity_embedding):
     return model, npz, image, params, embedding
 
 
-#: The run with the README's parameters, per case: two tests check it (seconds each).
-_DEFAULT_RUNS: dict = {}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _forget_default_runs():
-    """The kept run and its model go before the next module (conftest frees memory then)."""
-    yield
-    _DEFAULT_RUNS.clear()
-
-
 def _run(amg_case, **overrides):
     model, npz, image, params, embedding = amg_case
-    if not overrides and id(model) in _DEFAULT_RUNS:
-        return _DEFAULT_RUNS[id(model)][1]
-    result = nsa.segment_everything(image, model, method="grid", embedding=embedding,
-                                    **{**params, **overrides})
-    if not overrides:
-        # one case at a time; the model is kept with its result so that its id stays unique
-        _DEFAULT_RUNS.clear()
-        _DEFAULT_RUNS[id(model)] = (model, result)
-    return result
+    return nsa.segment_everything(image, model, method="grid", embedding=embedding,
+                                  **{**params, **overrides})
+
+
+@pytest.fixture(scope="module")
+def default_run(amg_case):
+    """The run with the README's parameters, once per case: two tests check it."""
+    return _run(amg_case)
 
 
 def _compare(result, npz, prefix: str, with_masks: bool = True) -> None:
@@ -78,8 +66,8 @@ def _compare(result, npz, prefix: str, with_masks: bool = True) -> None:
         np.testing.assert_array_equal([r["crop_box"] for r in records], npz[f"{prefix}__crop_box_xywh"])
 
 
-def test_grid_matches_official_generator(amg_case):
-    _compare(_run(amg_case), amg_case[1], "amg")
+def test_grid_matches_official_generator(amg_case, default_run):
+    _compare(default_run, amg_case[1], "amg")
 
 
 def test_grid_with_default_nms(amg_case):
@@ -91,8 +79,8 @@ def test_grid_candidates_without_filters(amg_case):
     _compare(result, amg_case[1], "amg_candidates", with_masks=False)
 
 
-def test_labels_are_painted_smallest_on_top(amg_case):
-    result = _run(amg_case)
+def test_labels_are_painted_smallest_on_top(default_run):
+    result = default_run
     labels = result.labels
     assert labels.shape == result.image_shape and labels.dtype == np.int32
     smallest = int(np.argmin([r["area"] for r in result.records]))
