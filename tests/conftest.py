@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from _paths import PARITY
+from _suite import HEAVY
 
 # The widgets and the command line start from precision "auto", which is bf16 on AMX CPUs:
 # the suite pins fp32 so that it computes the same on every CPU (tests of the precision
@@ -122,26 +123,24 @@ def _free_between_modules():
     return_free_memory()
 
 
-#: Modules that hold the largest models run first, while the process is still small (the
-#: GUI tests leave napari's own allocations behind).
-LARGEST_FIRST = ("tests/models/test_sam_vit_l.py", "tests/models/test_sam_networks.py",
-                 "tests/test_precision_accuracy.py", "tests/test_yolo_parity.py")
-
-
 def pytest_collection_modifyitems(config, items):
     def rank(item):
         path = item.nodeid.split("::")[0]
-        return LARGEST_FIRST.index(path) if path in LARGEST_FIRST else len(LARGEST_FIRST)
+        return HEAVY.index(path) if path in HEAVY else len(HEAVY)
 
+    for item in items:
+        if rank(item) < len(HEAVY):
+            item.add_marker(pytest.mark.heavy)
     items.sort(key=rank)  # stable: the order within each group is kept
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _two_threads():
-    """Parity tolerances were measured with two threads."""
+    """Parity tolerances were measured with two threads; a pytest-xdist worker takes one
+    (two workers share the two cores)."""
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
 @pytest.fixture

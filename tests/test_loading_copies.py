@@ -2,6 +2,11 @@
 every tensor of the file must still reach the model, whatever map_keys returns."""
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 import torch
 
 import napari_segany as nsa
@@ -24,3 +29,106 @@ def test_weights_from_a_file_and_from_a_dict_reach_the_model(tmp_path):
     given = dict(state)
     _assert_loaded(nsa.load_model(TINY_SAM, checkpoint=given, device="cpu"), state)
     assert given.keys() == state.keys()  # the caller's dict is left as it was
+
+
+def test_a_given_dict_is_copied_not_taken_over():
+    state = random_state_dict(TINY_SAM)
+    model = nsa.load_model(TINY_SAM, checkpoint=state, device="cpu")
+    key = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1)
+    before = model.state_dict()[key].clone()
+    state[key].add_(1.0)  # the caller's tensors stay the caller's
+    torch.testing.assert_close(model.state_dict()[key], before, rtol=0, atol=0)
+
+
+@pytest.fixture
+def meta_build_always(monkeypatch):
+    """The meta-device build for files of any size (it is used for large files only)."""
+    from napari_segany.engine.weights import loading
+
+    monkeypatch.setattr(loading, "META_BUILD_BYTES", 0)
+
+
+def test_a_file_is_read_into_the_network_not_mapped(tmp_path, meta_build_always):
+    """A network built on the meta device takes the file's tensors over: nothing is left on
+    the meta device, and the file is not mapped (a truncated or copied-over file would crash
+    a network whose weights were its pages)."""
+    path = tmp_path / "tiny_sam_weights.pt"
+    torch.save(random_state_dict(TINY_SAM), path)
+    model = nsa.load_model(TINY_SAM, checkpoint=path, device="cpu")
+    assert not any(t.is_meta for t in list(model.parameters()) + list(model.buffers()))
+    maps = Path("/proc/self/maps")
+    if maps.exists():
+        assert str(path) not in maps.read_text()
+
+
+_PEAK_SCRIPT = """
+import sys, torch
+import napari_segany as nsa
+from napari_segany.models.sam import build  # imported before the measured part
+
+def hwm():
+    status = open("/proc/self/status").read()
+    return int(status.split("VmHWM:")[1].split()[0]) * 1024
+
+torch.set_num_threads(1)
+open("/proc/self/clear_refs", "w").write("5")  # the peak starts again from the present
+before = hwm()
+nsa.load_model("sam_vit_b", checkpoint=sys.argv[1], device="cpu")
+print(hwm() - before)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss in kB, glibc heap behaviour")
+def test_loading_a_file_holds_one_copy_of_the_weights(tmp_path):
+    """The peak memory of load_model grows by about one copy of the weights (ViT-B, 375 MB),
+    not two (the file's and a randomly initialized network's)."""
+    from napari_segany.models.sam.build import build_sam_vit_b
+
+    path = tmp_path / "sam_vit_b.pth"
+    with torch.device("meta"):
+        shapes = build_sam_vit_b().state_dict()
+    generator = torch.Generator().manual_seed(0)  # values, not zero pages: read for real
+    state = {k: torch.randn(v.shape, generator=generator).to(v.dtype) for k, v in shapes.items()}
+    torch.save(state, path)
+    nbytes = sum(t.numel() * t.element_size() for t in state.values())
+    del state
+    out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, str(path)], check=True,
+                         capture_output=True, text=True).stdout
+    growth = int(out.strip().splitlines()[-1])
+    assert growth < 1.4 * nbytes, f"loading grew the peak by {growth / nbytes:.2f}x the weights"
+
+
+def test_tensors_kept_as_plain_attributes_are_made(tmp_path, meta_build_always):
+    """A network that keeps a tensor as a plain attribute (no state dict holds it) is built
+    the usual way once the meta-device build leaves that tensor without data."""
+    from _fakes import FAKE_SPEC, FakePromptable
+
+    path = tmp_path / "fake.pt"
+    torch.save(FakePromptable().state_dict(), path)
+    model = nsa.load_model(FAKE_SPEC, checkpoint=path, device="cpu")
+    assert not model.scores.is_meta
+    torch.testing.assert_close(model.scores, FakePromptable().scores)
+
+
+@pytest.mark.parametrize("name", ["mobile_sam", "efficient_sam_vitt", "sam2.1_hiera_t"])
+def test_a_meta_build_equals_the_usual_build(name, tmp_path, monkeypatch):
+    """Every tensor of a network loaded on a meta build (non-persistent buffers such as
+    TinyViT's attention-bias index included) equals that of the usual build."""
+    from napari_segany.engine.weights import loading
+    from napari_segany.models.registry import get_spec
+
+    torch.manual_seed(0)
+    state = get_spec(name).build().state_dict()
+    path = tmp_path / "weights.pt"
+    torch.save({"model": state} if name.startswith("efficient_sam") else state, path)
+
+    def tensors(threshold):
+        monkeypatch.setattr(loading, "META_BUILD_BYTES", threshold)
+        model = nsa.load_model(name, checkpoint=path, device="cpu")
+        return dict(model.named_buffers()) | dict(model.named_parameters())
+
+    on_meta, usual = tensors(0), tensors(float("inf"))
+    assert on_meta.keys() == usual.keys()
+    for key, tensor in usual.items():
+        assert not on_meta[key].is_meta, key
+        torch.testing.assert_close(on_meta[key], tensor, rtol=0, atol=0, msg=key)

@@ -1,6 +1,6 @@
 """SAM ViT-L against the official encoder's embedding (the largest model the suite runs).
 
-A module of its own that the suite runs first (tests/conftest.py, LARGEST_FIRST): ViT-L's
+A module of its own that the suite runs first (tests/conftest.py, HEAVY): ViT-L's
 weights (1.2 GB) are then loaded into a small process, which keeps the suite's peak memory low.
 """
 from __future__ import annotations

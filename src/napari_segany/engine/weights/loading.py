@@ -19,6 +19,7 @@ from ..errors import CheckpointError, WeightsNotFoundError
 from .cache import cached_path, fetch_checkpoint
 from .identify import compare_state_dicts, describe_checkpoint
 from .readers import FORMATS, read_checkpoint
+from .safe_load import read_into_memory
 
 logger = logging.getLogger("napari_segany")
 
@@ -56,12 +57,16 @@ def load_model(name: str | ModelSpec, checkpoint=None, device=None,
     """
     spec = get_spec(name)
     state_dict, config, source = _resolve_weights(spec, checkpoint)
-    try:
-        model = spec.build(**config)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{source} does not describe a {spec.name} network: {exc}") from None
-    load_weights(model, spec, state_dict, source, consume=True)
+    # The tensors of a large file we read are ours: the network is built without weights
+    # (meta device) and takes them over, so loading holds one copy of the weights, not two,
+    # and skips the random initialization.  A caller's state dict is copied, never taken over.
+    owned = not isinstance(checkpoint, Mapping)
+    model = _build(spec, config, source, empty=owned and _large(source))
+    empty = _on_meta(model)
+    load_weights(model, spec, state_dict, source, consume=True, assign=empty)
     del state_dict
+    if empty and _on_meta(model):  # a tensor the file does not hold was made at build time
+        model = _rebuilt_with(model.state_dict(), spec, config, source)
     model = model.float().eval()
     prepare = getattr(model, "prepare_for_inference", None)
     if callable(prepare):
@@ -71,6 +76,48 @@ def load_model(name: str | ModelSpec, checkpoint=None, device=None,
     target = torch.device(device) if device is not None else default_device()
     set_encoder_precision(model, resolve_precision(precision, target))
     return model.to(target)
+
+
+def _build(spec: ModelSpec, config: dict, source: str, empty: bool) -> torch.nn.Module:
+    """The network; with ``empty``, its parameters on the meta device (no memory, no init)."""
+    try:
+        if empty:
+            try:
+                with torch.device("meta"):
+                    return spec.build(**config)
+            except (RuntimeError, NotImplementedError):
+                pass  # a builder that computes with tensor values: built the usual way
+        return spec.build(**config)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{source} does not describe a {spec.name} network: {exc}") from None
+
+
+#: Files from this size on are loaded into a network built on the meta device.  Below it the
+#: random initialization costs little, and the first meta build of a process costs about a
+#: second (torch imports sympy for the meta device's random-number functions).
+META_BUILD_BYTES = 150e6
+
+
+def _large(source: str) -> bool:
+    return Path(source).stat().st_size >= META_BUILD_BYTES
+
+
+def _on_meta(model: torch.nn.Module) -> bool:
+    """Whether any tensor of the network is on the meta device: its parameters and buffers,
+    and tensors kept as plain attributes (which no state dict holds)."""
+    for module in model.modules():
+        tensors = [*module.parameters(recurse=False), *module.buffers(recurse=False),
+                   *(v for v in vars(module).values() if isinstance(v, torch.Tensor))]
+        if any(t.is_meta for t in tensors):
+            return True
+    return False
+
+
+def _rebuilt_with(state: dict, spec: ModelSpec, config: dict, source: str) -> torch.nn.Module:
+    """The network built the usual way (its non-persistent buffers computed), then loaded."""
+    model = _build(spec, config, source, empty=False)
+    model.load_state_dict(state, strict=True)
+    return model
 
 
 def _config_of_state_dict(spec: ModelSpec, state_dict) -> dict:
@@ -102,17 +149,19 @@ def _resolve_weights(spec: ModelSpec, checkpoint) -> tuple[dict, dict, str]:
     if not spec.sha256:
         logger.info("%s: no published sha256, %s is unverified (keys and shapes are checked)",
                     spec.name, path)
-    state_dict, config = read_checkpoint(spec, path)
+    with read_into_memory():  # the network takes these tensors over (load_model)
+        state_dict, config = read_checkpoint(spec, path)
     return state_dict, config, str(path)
 
 
 def load_weights(model: torch.nn.Module, spec: ModelSpec, state_dict: dict, source: str,
-                 consume: bool = False) -> None:
+                 consume: bool = False, assign: bool = False) -> None:
     """Strictly load an official-layout state dict; explain mismatches in user terms.
 
     ``consume=True`` (the caller owns ``state_dict``): the dict is emptied and each part of the
-    file is released once copied, so loading holds about one copy of the weights, not two
-    (ViT-H: 2.5 GB instead of 5 GB at the peak).
+    file is released once copied.  ``assign=True`` (with ``consume``; a network built on the
+    meta device): the network takes the tensors over instead of copying them, so loading
+    holds one copy of the weights (ViT-H: 2.5 GB instead of 5 GB at the peak).
     """
     try:
         mapped = spec.map_keys(state_dict)
@@ -132,7 +181,10 @@ def load_weights(model: torch.nn.Module, spec: ModelSpec, state_dict: dict, sour
     for group in _module_groups(mapped):
         # strictness was checked above on the whole dict; load_state_dict keeps the modules'
         # own loading hooks
-        model.load_state_dict({key: mapped.pop(key) for key in group}, strict=False)
+        part = {key: mapped.pop(key) for key in group}
+        if assign:  # the network's tensors become these: dense, as a built network's are
+            part = {key: value.contiguous() for key, value in part.items()}
+        model.load_state_dict(part, strict=False, assign=assign)
 
 
 def _module_groups(mapped: dict, depth: int = 3) -> list[list[str]]:

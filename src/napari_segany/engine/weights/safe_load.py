@@ -12,6 +12,7 @@ import pickle
 import threading
 import zipfile
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import torch
@@ -24,6 +25,8 @@ from .refusals import BENIGN_GLOBALS, refusal_message, unreadable_message
 _NUMERIC_DTYPES = ("f8", "f4", "f2", "i8", "i4", "i2", "i1", "u8", "u4", "u2", "u1", "?")
 # torch's allowlist is process-wide: two loads must not add and remove entries at once
 _ALLOWLIST_LOCK = threading.Lock()
+# whether zip-format files are mapped (this thread's loads only; see read_into_memory)
+_MAPPED = ContextVar("napari_segany_mapped_loads", default=True)
 
 
 def safe_torch_load(source, name=None) -> Any:
@@ -50,11 +53,25 @@ def safe_torch_load(source, name=None) -> Any:
     raise CheckpointError(f"Refused to load {name}: too many pickled objects. Nothing was executed.")
 
 
+@contextmanager
+def read_into_memory():
+    """Loads in this block (this thread only) read files into memory instead of mapping
+    them: for tensors a network keeps.  A network holding mapped pages would crash (SIGBUS)
+    if its file were truncated or copied over while it runs."""
+    token = _MAPPED.set(False)
+    try:
+        yield
+    finally:
+        _MAPPED.reset(token)
+
+
 def _weights_only_load(source) -> Any:
     rewind(source)
-    # a zip-format file on disk is mapped, not read: its pages are shared with the page cache
-    # and dropped part by part as the loader copies them into the model (one copy at the peak)
-    mmap = isinstance(source, (str, os.PathLike)) and zipfile.is_zipfile(source)
+    # a zip-format file on disk is mapped, not read, unless the tensors are to be kept
+    # (read_into_memory): identifying a file then touches none of its tensor pages, and a
+    # copying load holds one copy of the weights, the page cache's
+    mmap = (_MAPPED.get() and isinstance(source, (str, os.PathLike))
+            and zipfile.is_zipfile(source))
     return torch.load(source, map_location="cpu", weights_only=True, mmap=mmap)
 
 

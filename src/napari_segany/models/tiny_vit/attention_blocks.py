@@ -52,7 +52,9 @@ def _relative_offset_index(resolution: tuple[int, int]) -> tuple[Tensor, int]:
             off = (abs(p1[0] - p2[0]), abs(p1[1] - p2[1]))
             idxs.append(offsets.setdefault(off, len(offsets)))
     n = len(points)
-    return torch.tensor(idxs, dtype=torch.long).view(n, n), len(offsets)
+    # an explicit device: a network built on the meta device (weights loaded by assignment)
+    # still gets this buffer, which no checkpoint holds
+    return torch.tensor(idxs, dtype=torch.long, device="cpu").view(n, n), len(offsets)
 
 
 class Attention(DerivedCacheMixin, nn.Module):
