@@ -132,3 +132,26 @@ def test_a_meta_build_equals_the_usual_build(name, tmp_path, monkeypatch):
     for key, tensor in usual.items():
         assert not on_meta[key].is_meta, key
         torch.testing.assert_close(on_meta[key], tensor, rtol=0, atol=0, msg=key)
+
+
+def test_a_meta_build_leaves_other_threads_and_later_work_on_the_cpu(tmp_path,
+                                                                     meta_build_always):
+    """The meta device is a context of the loading thread only: a thread working meanwhile,
+    and everything after the load, makes its tensors where it always did."""
+    import threading
+
+    path = tmp_path / "tiny.pt"
+    torch.save(random_state_dict(TINY_SAM), path)
+    devices, done = set(), threading.Event()
+
+    def load():
+        for _ in range(3):
+            nsa.load_model(TINY_SAM, checkpoint=path, device="cpu")
+        done.set()
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    while not done.is_set():
+        devices |= {torch.zeros(1).device.type, torch.nn.Linear(2, 2).weight.device.type}
+    loader.join()
+    assert devices == {"cpu"} and torch.empty(1).device.type == "cpu"
