@@ -2,7 +2,7 @@
 
 Two phases, so that the run takes both cores without holding two large models at once:
 
-1. the ``heavy`` modules (tests/conftest.py, ``HEAVY``: ViT-L, SAM 2's video, the parity
+1. the ``heavy`` modules (tests/_suite.py, ``HEAVY``: ViT-L, SAM 2's video, the parity
    runs of the large encoders) in one process with two torch threads;
 2. every other module on two pytest-xdist workers of one torch thread each, a module per
    worker at a time (``--dist loadfile``: module fixtures are made once).
