@@ -147,26 +147,34 @@ def settle(seconds: float) -> None:
 
 class Table:
     def __init__(self, where: bool = False, profile: bool = False):
+        from _gc_pauses import GcPauses
+
         self.rows: list[dict] = []
         self.where, self.profile = where, profile
+        self.gc = GcPauses()
 
     def measure(self, job: str, action) -> object:
+        mark = self.gc.mark()
         with StallProbe(where=self.where, profile=self.profile) as probe:
             t0 = time.perf_counter()
             out = action()
             seconds = time.perf_counter() - t0
         longest, over = probe.summary()
+        gc_ms, gc_where = self.gc.longest_since(mark)
         self.rows.append({"job": job, "longest_gap_ms": round(longest, 1), "gaps_over_50ms": over,
-                          "job_s": round(seconds, 2), "load_1min": os.getloadavg()[0]})
-        print(f"{job:<48} {longest:8.1f} ms {over:4d}   ({seconds:.1f} s)", flush=True)
+                          "job_s": round(seconds, 2), "load_1min": os.getloadavg()[0],
+                          "longest_gc_ms": round(gc_ms, 1), "gc_where": gc_where})
+        gc_text = f"   Python GC {gc_ms:.0f} ms, {gc_where}" if gc_ms else ""
+        print(f"{job:<48} {longest:8.1f} ms {over:4d}   ({seconds:.1f} s){gc_text}", flush=True)
         return out
 
     def markdown(self) -> str:
-        lines = ["| job | longest gap | gaps > 50 ms | job time | load (1 min) |",
-                 "|---|---|---|---|---|"]
+        lines = ["| job | longest gap | gaps > 50 ms | longest Python GC (>= 10 ms) | job time "
+                 "| load (1 min) |", "|---|---|---|---|---|---|"]
         for r in self.rows:
+            gc_cell = f"{r['longest_gc_ms']:.0f} ms, {r['gc_where']}" if r["longest_gc_ms"] else "-"
             lines.append(f"| {r['job']} | {r['longest_gap_ms']:.0f} ms | {r['gaps_over_50ms']} | "
-                         f"{r['job_s']:.1f} s | {r['load_1min']:.2f} |")
+                         f"{gc_cell} | {r['job_s']:.1f} s | {r['load_1min']:.2f} |")
         return "\n".join(lines)
 
 
