@@ -7,6 +7,9 @@ load, alternating two source trees (e.g. main's ``src`` and an older checkout's)
 The files are made from the model's own shapes (random values: pages read for real) in a
 temporary folder.  Peak = the kernel's high-water mark of the process (``VmHWM``, reset just
 before the load), minus the resident memory before it; given as a multiple of the weights.
+After the load: the objects Python's collector tracks and how long one full collection of
+them takes (the GUI's stall whenever Python runs one; a load that imports modules adds to
+both for the rest of the session).
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ import torch
 from bench_peak import load_average
 
 _CHILD = """
-import importlib, sys, time, torch
+import gc, importlib, sys, time, torch
 import napari_segany as nsa
 from napari_segany.models import registry
 torch.set_num_threads(1)
@@ -35,7 +38,12 @@ importlib.import_module(registry.get_spec(sys.argv[1]).builder.split(":")[0])  #
 open("/proc/self/clear_refs", "w").write("5")
 before, start = mem("VmRSS"), time.perf_counter()
 nsa.load_model(sys.argv[1], checkpoint=sys.argv[2], device="cpu")
-print(mem("VmHWM") - before, time.perf_counter() - start)
+seconds = time.perf_counter() - start
+growth = mem("VmHWM") - before
+gc.collect()
+start = time.perf_counter()
+gc.collect()
+print(len(gc.get_objects()), time.perf_counter() - start, growth, seconds)
 """
 
 
@@ -52,11 +60,12 @@ def weights_file(name: str, folder: Path) -> tuple[Path, int]:
     return path, sum(t.numel() * t.element_size() for t in state.values())
 
 
-def measure(src: str, name: str, path: Path) -> tuple[int, float]:
+def measure(src: str, name: str, path: Path) -> tuple[int, float, int, float]:
+    """(peak growth in bytes, load seconds, tracked objects after, full collection seconds)"""
     env = dict(os.environ, PYTHONPATH=src)
     out = subprocess.run([sys.executable, "-c", _CHILD, name, str(path)], env=env, check=True,
                          capture_output=True, text=True).stdout.split()
-    return int(out[-2]), float(out[-1])
+    return int(out[-2]), float(out[-1]), int(out[-4]), float(out[-3])
 
 
 def main() -> None:
@@ -74,13 +83,14 @@ def main() -> None:
             path, nbytes = weights_file(name, Path(tmp))
             for round_ in range(args.rounds):
                 for tree, src in trees.items():  # alternating, same load for each tree
-                    growth, seconds = measure(src, name, path)
+                    growth, seconds, objects, gc_s = measure(src, name, path)
                     rows.append(dict(model=name, tree=tree, round=round_, weights_mb=nbytes / 1e6,
                                      peak_growth_mb=growth / 1e6, times_weights=growth / nbytes,
-                                     seconds=seconds))
+                                     seconds=seconds, objects_after=objects,
+                                     full_gc_ms=1000 * gc_s))
                     print(f"{name:12s} {tree:8s} weights {nbytes / 1e6:7.0f} MB  peak +"
-                          f"{growth / 1e6:7.0f} MB ({growth / nbytes:.2f}x)  {seconds:6.2f} s",
-                          flush=True)
+                          f"{growth / 1e6:7.0f} MB ({growth / nbytes:.2f}x)  {seconds:6.2f} s  "
+                          f"then {objects} objects, full gc {1000 * gc_s:.0f} ms", flush=True)
             path.unlink()
     print(f"load average after: {load_average()}")
     if args.json:

@@ -40,15 +40,7 @@ def test_a_given_dict_is_copied_not_taken_over():
     torch.testing.assert_close(model.state_dict()[key], before, rtol=0, atol=0)
 
 
-@pytest.fixture
-def meta_build_always(monkeypatch):
-    """The meta-device build for files of any size (it is used for large files only)."""
-    from napari_segany.engine.weights import loading
-
-    monkeypatch.setattr(loading, "META_BUILD_BYTES", 0)
-
-
-def test_a_file_is_read_into_the_network_not_mapped(tmp_path, meta_build_always):
+def test_a_file_is_read_into_the_network_not_mapped(tmp_path):
     """A network built on the meta device takes the file's tensors over: nothing is left on
     the meta device, and the file is not mapped (a truncated or copied-over file would crash
     a network whose weights were its pages)."""
@@ -98,7 +90,7 @@ def test_loading_a_file_holds_one_copy_of_the_weights(tmp_path):
     assert growth < 1.4 * nbytes, f"loading grew the peak by {growth / nbytes:.2f}x the weights"
 
 
-def test_tensors_kept_as_plain_attributes_are_made(tmp_path, meta_build_always):
+def test_tensors_kept_as_plain_attributes_are_made(tmp_path):
     """A network that keeps a tensor as a plain attribute (no state dict holds it) is built
     the usual way once the meta-device build leaves that tensor without data."""
     from _fakes import FAKE_SPEC, FakePromptable
@@ -122,20 +114,19 @@ def test_a_meta_build_equals_the_usual_build(name, tmp_path, monkeypatch):
     path = tmp_path / "weights.pt"
     torch.save({"model": state} if name.startswith("efficient_sam") else state, path)
 
-    def tensors(threshold):
-        monkeypatch.setattr(loading, "META_BUILD_BYTES", threshold)
+    def tensors(on_meta):
+        monkeypatch.setattr(loading, "BUILD_ON_META", on_meta)
         model = nsa.load_model(name, checkpoint=path, device="cpu")
         return dict(model.named_buffers()) | dict(model.named_parameters())
 
-    on_meta, usual = tensors(0), tensors(float("inf"))
+    on_meta, usual = tensors(True), tensors(False)
     assert on_meta.keys() == usual.keys()
     for key, tensor in usual.items():
         assert not on_meta[key].is_meta, key
         torch.testing.assert_close(on_meta[key], tensor, rtol=0, atol=0, msg=key)
 
 
-def test_a_meta_build_leaves_other_threads_and_later_work_on_the_cpu(tmp_path,
-                                                                     meta_build_always):
+def test_a_meta_build_leaves_other_threads_and_later_work_on_the_cpu(tmp_path):
     """The meta device is a context of the loading thread only: a thread working meanwhile,
     and everything after the load, makes its tensors where it always did."""
     import threading
@@ -155,3 +146,48 @@ def test_a_meta_build_leaves_other_threads_and_later_work_on_the_cpu(tmp_path,
         devices |= {torch.zeros(1).device.type, torch.nn.Linear(2, 2).weight.device.type}
     loader.join()
     assert devices == {"cpu"} and torch.empty(1).device.type == "cpu"
+
+
+def test_a_meta_build_imports_neither_sympy_nor_dynamo():
+    """torch's Python references of ``normal_``, ``randn`` and arithmetic on the meta device
+    import sympy and torch._dynamo: 800 modules and 120,000 objects that every later full
+    garbage collection of the process walks (a longer stall of the viewer each time)."""
+    code = (
+        "import sys\n"
+        "from napari_segany.engine.weights.meta_build import building_on_meta\n"
+        "from napari_segany.models.registry import get_spec\n"
+        "for name in ('sam_vit_b', 'mobile_sam', 'efficient_sam_vits', 'sam2.1_hiera_t'):\n"
+        "    with building_on_meta():\n"
+        "        net = get_spec(name).build()\n"
+        "    assert any(t.is_meta for t in net.parameters()), name\n"
+        "print(sorted(m for m in ('sympy', 'torch._dynamo') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int64, torch.bool])
+def test_meta_arithmetic_with_numbers_has_torchs_shape_and_type(dtype):
+    from napari_segany.engine.weights.meta_build import building_on_meta
+
+    operations = [lambda t: 2.5 * t, lambda t: t * 3, lambda t: t + 1, lambda t: 1 - t,
+                  lambda t: t / 2, lambda t: 2 / t, lambda t: t ** 2, lambda t: t ** 0.5]
+    if dtype != torch.bool:
+        operations.append(lambda t: -t)
+    for operation in operations:
+        expected = operation(torch.empty((3, 4), dtype=dtype, device="meta"))
+        with building_on_meta():
+            ours = operation(torch.empty((3, 4), dtype=dtype))
+        assert ours.is_meta and ours.shape == expected.shape and ours.dtype == expected.dtype
+
+
+def test_random_fills_are_skipped_only_on_the_meta_device():
+    from napari_segany.engine.weights.meta_build import building_on_meta
+
+    with building_on_meta():
+        drawn = 2.0 * torch.randn((2, 3))
+        filled = torch.nn.init.normal_(torch.empty(4))
+        on_cpu = torch.randn(5, device="cpu")
+    assert drawn.is_meta and drawn.shape == (2, 3) and filled.is_meta
+    assert on_cpu.device.type == "cpu" and on_cpu.std() > 0
+    assert torch.randn(1000).std() > 0.5  # the context is gone

@@ -18,6 +18,7 @@ from ..precision import resolve_precision
 from ..errors import CheckpointError, WeightsNotFoundError
 from .cache import cached_path, fetch_checkpoint
 from .identify import compare_state_dicts, describe_checkpoint
+from .meta_build import building_on_meta
 from .readers import FORMATS, read_checkpoint
 from .safe_load import read_into_memory
 
@@ -61,7 +62,7 @@ def load_model(name: str | ModelSpec, checkpoint=None, device=None,
     # (meta device) and takes them over, so loading holds one copy of the weights, not two,
     # and skips the random initialization.  A caller's state dict is copied, never taken over.
     owned = not isinstance(checkpoint, Mapping)
-    model = _build(spec, config, source, empty=owned and _large(source))
+    model = _build(spec, config, source, empty=owned and BUILD_ON_META)
     empty = _on_meta(model)
     load_weights(model, spec, state_dict, source, consume=True, assign=empty)
     del state_dict
@@ -83,7 +84,7 @@ def _build(spec: ModelSpec, config: dict, source: str, empty: bool) -> torch.nn.
     try:
         if empty:
             try:
-                with torch.device("meta"):
+                with building_on_meta():
                     return spec.build(**config)
             except (RuntimeError, NotImplementedError):
                 pass  # a builder that computes with tensor values: built the usual way
@@ -92,14 +93,11 @@ def _build(spec: ModelSpec, config: dict, source: str, empty: bool) -> torch.nn.
         raise CheckpointError(f"{source} does not describe a {spec.name} network: {exc}") from None
 
 
-#: Files from this size on are loaded into a network built on the meta device.  Below it the
-#: random initialization costs little, and the first meta build of a process costs about a
-#: second (torch imports sympy for the meta device's random-number functions).
-META_BUILD_BYTES = 150e6
-
-
-def _large(source: str) -> bool:
-    return Path(source).stat().st_size >= META_BUILD_BYTES
+#: A network whose weights come from a file we read is built on the meta device
+#: (:mod:`.meta_build`): no random initialization, one copy of the weights at the peak
+#: (mobile_sam: 49 MB of growth instead of 91, ViT-B 381 MB instead of 758; docs/benchmarks.md).
+#: False builds the usual way (the tests compare the two).
+BUILD_ON_META = True
 
 
 def _on_meta(model: torch.nn.Module) -> bool:
