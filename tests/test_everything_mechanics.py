@@ -134,6 +134,22 @@ def test_ordered_map_keeps_order_raises_and_stops_early():
         list(ordered_map(fail, range(3), workers=2))
 
 
+def test_one_batch_runs_in_the_callers_thread_with_its_threads():
+    """A pool thread computes on one intra-op thread; a lone batch (a small grid, a few
+    boxes) would then leave the other cores idle."""
+    import threading
+
+    from napari_segany.engine.everything.parallel import ordered_map
+
+    def where(_):
+        return threading.current_thread().name, torch.get_num_threads()
+
+    caller = threading.current_thread().name, torch.get_num_threads()
+    assert list(ordered_map(where, range(1), workers=2)) == [caller]
+    names = {name for name, _ in ordered_map(where, range(3), workers=8)}
+    assert len(names) <= 3 and all(name.startswith("segany-decode") for name in names)
+
+
 def test_grid_run_filters_are_applied_during_the_run(tiny, image):
     loose = nsa.segment_everything(image, tiny, "grid", points_per_side=4, **NO_RUN_FILTERS)
     strict = nsa.segment_everything(image, tiny, "grid", points_per_side=4, pred_iou_thresh=1.5)

@@ -61,8 +61,13 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int,
     Closing the iterator early drops the items not started; those running finish (at most
     ``workers`` batches, or one step of them when ``fn`` checks ``cancel``).  Setting
     ``cancel`` raises Cancelled here within :data:`CANCEL_POLL_S`.  Exceptions of ``fn`` are
-    raised here, in order.
+    raised here, in order.  With fewer items than ``workers`` (a grid of one batch, a few
+    boxes) only that many run side by side, and a single item runs in the caller's thread
+    with the caller's intra-op threads: a second pool thread would have nothing to do, and
+    the one batch would compute on one core (mobile_sam, 64 prompts: 3.8 s instead of 2.2).
     """
+    if hasattr(items, "__len__"):
+        workers = min(workers, len(items))
     if workers <= 1:
         for item in items:
             check_cancel(cancel)
