@@ -58,7 +58,7 @@ def load_model(name: str | ModelSpec, checkpoint=None, device=None,
     """
     spec = get_spec(name)
     state_dict, config, source = _resolve_weights(spec, checkpoint)
-    # The tensors of a large file we read are ours: the network is built without weights
+    # The tensors of a file we read are ours: the network is built without weights
     # (meta device) and takes them over, so loading holds one copy of the weights, not two,
     # and skips the random initialization.  A caller's state dict is copied, never taken over.
     owned = not isinstance(checkpoint, Mapping)
